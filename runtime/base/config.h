@@ -1,0 +1,141 @@
+/*
+ * floed configuration: the YAML file (or the embedded default), engine
+ * presets from images/*.yaml, and the resolved per-endpoint settings.
+ *
+ * Loading is declarative (a table of key, type, range, default per section)
+ * and every error names FILE:LINE. A loaded config is immutable; reload
+ * builds a new one and the daemon diffs the two.
+ */
+#ifndef FLOE_CONFIG_H
+#define FLOE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/** What "ready" means for an engine. */
+enum floe_ready_kind {
+	FLOE_READY_HTTP = 0, /* GET health_route answers 2xx (refused or non-2xx: not yet) */
+	FLOE_READY_TCP = 1,  /* the port accepts a connection */
+};
+
+struct floe_kv {
+	char *key;
+	char *value;
+};
+
+/** An engine preset, from images/NAME.yaml. */
+struct floe_preset {
+	char *name;
+	/* argv template, NULL-terminated. Placeholders expanded at load:
+	 * {port}, {model}, {bindir} (directory of the floed executable). */
+	char **command;
+	uint16_t port;
+	char *health_route;
+	enum floe_ready_kind ready;
+	uint64_t start_timeout_ms;
+	struct floe_kv *env; /* default environment, overridable per endpoint */
+	size_t n_env;
+};
+
+struct floe_scaling {
+	uint32_t min_replica;               /* default 0 */
+	uint32_t max_replica;               /* default 1, >= max(1, min_replica) */
+	uint64_t scale_to_zero_timeout_ms;  /* default 15 min (Hugging Face's default) */
+	uint32_t target_concurrency;        /* default 4, >= 1 */
+};
+
+struct floe_endpoint_config {
+	char *name;         /* [a-z0-9][a-z0-9-]{0,62}, unique */
+	char *engine;       /* preset name, or "custom" */
+	char *model;        /* optional; fills {model} in presets */
+	char **argv;        /* resolved: preset command (or custom command) + args, NULL-terminated */
+	size_t argc;
+	struct floe_kv *env; /* resolved: preset env overridden by endpoint env */
+	size_t n_env;
+	uint16_t port;       /* port inside the replica's network namespace */
+	char *health_route;  /* starts with '/' */
+	enum floe_ready_kind ready;
+	uint64_t start_timeout_ms; /* a replica not ready by then is failed (default: preset's, else 10 min) */
+	uint64_t stop_grace_ms;    /* SIGTERM to SIGKILL, default 10 s */
+	uint32_t queue_size;       /* held requests per endpoint, default 1024 */
+	uint64_t max_hold_ms;      /* longest a request is held, default 300 s */
+	struct floe_scaling scaling;
+	int line;                  /* line of this endpoint in its file, for messages */
+};
+
+struct floe_config {
+	char *path;            /* file it came from ("<embedded>" for the default) */
+	char *listen_host;     /* default 127.0.0.1 */
+	uint16_t listen_port;  /* default 8080 */
+	char *api_host;        /* default 127.0.0.1 */
+	uint16_t api_port;     /* default 8081 */
+	char *data_dir;        /* default /var/lib/floe */
+	char *log_level;       /* error|warn|info|debug, default info */
+	bool log_json;         /* default false */
+	uint32_t max_header_bytes;   /* default 64 KiB -> 431 */
+	uint64_t max_body_bytes;     /* default 32 MiB -> 413 */
+	uint64_t header_timeout_ms;  /* default 10 s -> 408 */
+	uint64_t shutdown_grace_ms;  /* default 30 s: SIGTERM waits this long for in-flight requests */
+	uint64_t replica_log_max_bytes; /* default 10 MiB per replica log file */
+	struct floe_endpoint_config *endpoints;
+	size_t n_endpoints;
+};
+
+/** Where the loader finds presets and what it substitutes for {bindir}. */
+struct floe_config_env {
+	const char *presets_dir; /* directory of NAME.yaml presets */
+	const char *bindir;      /* directory of the floed executable */
+};
+
+/**
+ * Parse a YAML config file. On success returns 0 and a new config in *out
+ * (free with floe_config_free). On failure returns a negative code and err
+ * holds "FILE:LINE: message"; *out is untouched.
+ */
+int floe_config_load_file(const char *path, const struct floe_config_env *env,
+			  struct floe_config **out, floe_error *err);
+
+/** Same, from a string; name stands for the file name in messages. */
+int floe_config_load_string(const char *text, size_t len, const char *name,
+			    const struct floe_config_env *env, struct floe_config **out,
+			    floe_error *err);
+
+/** The embedded default configuration (one demo endpoint of the sim engine). */
+extern const char floe_config_default_yaml[];
+
+/** Load one preset, images/NAME.yaml. Returns 0 or negative with err set. */
+int floe_preset_load(const char *presets_dir, const char *name, const char *bindir,
+		     struct floe_preset **out, floe_error *err);
+void floe_preset_free(struct floe_preset *p);
+
+void floe_config_free(struct floe_config *cfg);
+
+/** Find an endpoint by name, or NULL. */
+const struct floe_endpoint_config *floe_config_endpoint(const struct floe_config *cfg,
+							 const char *name);
+
+/**
+ * True when two endpoint configs start the same engine process the same way
+ * (reload keeps the running replicas of an endpoint whose definition is equal).
+ */
+bool floe_endpoint_config_equal(const struct floe_endpoint_config *a,
+				const struct floe_endpoint_config *b);
+
+/** Deep copy (the runtime keeps its own copy across reloads). */
+struct floe_endpoint_config *floe_endpoint_config_dup(const struct floe_endpoint_config *src);
+void floe_endpoint_config_free(struct floe_endpoint_config *ep);
+
+/**
+ * Parse a duration: a non-negative integer followed by ms, s, m or h
+ * ("30s", "1500ms", "15m"). A bare integer is refused (ambiguous).
+ * Returns 0 or -EINVAL.
+ */
+int floe_duration_parse(const char *text, uint64_t *ms_out);
+
+/** Parse "HOST:PORT" (IPv4, [IPv6] or a name). Returns 0 or -EINVAL; *host is allocated. */
+int floe_hostport_parse(const char *text, char **host, uint16_t *port);
+
+#endif

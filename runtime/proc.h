@@ -1,0 +1,80 @@
+/*
+ * Replica processes: an engine command started in fresh PID and network
+ * namespaces (only loopback up), under floe-init as PID 1, its stdout and
+ * stderr captured through pipes into a size-capped log file, its exit
+ * reported on the libuv loop through a pidfd.
+ *
+ * Replicas never outlive floed: floe-init gets PR_SET_PDEATHSIG(SIGKILL),
+ * and when a PID namespace's init dies the kernel kills everything in it.
+ */
+#ifndef FLOE_PROC_H
+#define FLOE_PROC_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "error.h"
+
+struct floe_proc;
+
+/** Called once on the loop when the replica's init has exited and been reaped.
+ *  status is the waitpid() status. The callback may call floe_proc_close(). */
+typedef void (*floe_proc_exit_cb)(struct floe_proc *p, int status);
+typedef void (*floe_proc_close_cb)(struct floe_proc *p);
+
+struct floe_proc_spec {
+	char *const *argv;        /* engine argv, NULL-terminated; argv[0] absolute or found in PATH */
+	const struct floe_kv *env; /* added to floed's environment (overriding) */
+	size_t n_env;
+	const char *init_path;    /* the floe-init executable */
+	const char *log_path;     /* engine stdout+stderr go here (created 0640, appended) */
+	uint64_t log_max_bytes;   /* past this the file is rotated to LOG_PATH.1 (one generation) */
+};
+
+/** Caller-owned (embed it); fields are read-only for callers. */
+struct floe_proc {
+	uv_loop_t *loop;
+	pid_t pid;        /* floe-init, as seen from floed's PID namespace */
+	int pidfd;
+	int netns_fd;     /* the replica's network namespace (O_RDONLY of /proc/PID/ns/net) */
+	int exited;       /* set before exit_cb runs */
+	int exit_status;
+	void *data;       /* for the caller */
+	/* private */
+	uv_poll_t pidfd_poll;
+	uv_pipe_t log_pipe;
+	int log_fd;
+	char *log_path;
+	uint64_t log_bytes;
+	uint64_t log_max_bytes;
+	int pending_closes;
+	floe_proc_exit_cb exit_cb;
+	floe_proc_close_cb close_cb;
+};
+
+/**
+ * Start a replica. On success returns 0; exit_cb will run exactly once, on
+ * the loop, after the process tree is gone. On failure returns a negative
+ * errno with err set, and nothing is left running.
+ */
+int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc_spec *spec,
+		    floe_proc_exit_cb exit_cb, floe_error *err);
+
+/** Send sig to the engine (floe-init forwards it; SIGKILL kills the whole namespace).
+ *  Returns 0 or -errno (-ESRCH once exited). */
+int floe_proc_signal(struct floe_proc *p, int sig);
+
+/** Release handles and fds. Call after exit_cb (or from it). close_cb runs when done;
+ *  only then may the memory holding p be freed. */
+void floe_proc_close(struct floe_proc *p, floe_proc_close_cb close_cb);
+
+/**
+ * Create a socket inside the network namespace netns_fd (setns on this thread
+ * and back). Returns the fd (non-blocking, close-on-exec) or -errno.
+ */
+int floe_netns_socket(int netns_fd, int domain, int type);
+
+#endif
