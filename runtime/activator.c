@@ -1,1 +1,902 @@
-/* placeholder: being written */
+#define LOG_TAG "activator"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "clock.h"
+#include "log.h"
+#include "runtime-internal.h"
+#include "scale.h"
+#include "xalloc.h"
+
+#define PREFIX "/endpoints/"
+#define PREFIX_LEN (sizeof(PREFIX) - 1)
+/* Requests routed by the body's "model" are buffered whole to read it. */
+#define ROUTE_BODY_MAX (8u * 1024 * 1024)
+/* Held bodies are buffered up to this, then the client is paused. */
+#define HOLD_BODY_MAX (1024u * 1024)
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_MAX_MS 30000
+/* Consecutive failed starts after which held requests are answered 503
+ * instead of waiting out their whole hold for an engine that cannot start. */
+#define MAX_START_FAILURES 3
+
+static void endpoint_evaluate(struct endpoint *ep);
+static void endpoint_release(struct endpoint *ep);
+static void endpoint_maybe_free(struct endpoint *ep);
+static void req_free(struct floe_req *req);
+
+const char *floe__cold_kind_name(enum cold_kind k)
+{
+	switch (k) {
+	case COLD_RESTORE: return "restore";
+	case COLD_WARM_POOL: return "warm_pool";
+	default: return "fresh";
+	}
+}
+
+static const char *const replica_state_names[] = { "starting", "ready", "draining" };
+
+/* --- metrics -------------------------------------------------------------- */
+
+static void metrics_register(struct floe_activator *a)
+{
+	static const char *const l_ep_code[] = { "endpoint", "code", NULL };
+	static const char *const l_ep[] = { "endpoint", NULL };
+	static const char *const l_ep_kind[] = { "endpoint", "kind", NULL };
+	static const char *const l_ep_state[] = { "endpoint", "state", NULL };
+	a->m.requests = floe_metrics_family(a->metrics, FLOE_COUNTER, "floe_requests_total",
+					    "Requests answered, by endpoint and HTTP status.",
+					    l_ep_code, NULL, 0);
+	a->m.request_duration = floe_metrics_family(
+		a->metrics, FLOE_HISTOGRAM, "floe_request_duration_seconds",
+		"Time from request head to the end of the response, hold included.", l_ep,
+		floe_metrics_latency_buckets, floe_metrics_latency_buckets_len);
+	a->m.cold_starts = floe_metrics_family(a->metrics, FLOE_COUNTER, "floe_cold_starts_total",
+					       "Replicas that came up, by kind (fresh, restore, warm_pool).",
+					       l_ep_kind, NULL, 0);
+	a->m.cold_start_duration = floe_metrics_family(
+		a->metrics, FLOE_HISTOGRAM, "floe_cold_start_duration_seconds",
+		"Time from starting a replica to its first successful readiness check.", l_ep_kind,
+		floe_metrics_latency_buckets, floe_metrics_latency_buckets_len);
+	a->m.replicas = floe_metrics_family(a->metrics, FLOE_GAUGE, "floe_replicas",
+					    "Replicas by state.", l_ep_state, NULL, 0);
+	a->m.queue_depth = floe_metrics_family(a->metrics, FLOE_GAUGE, "floe_queue_depth",
+					       "Requests held waiting for a replica.", l_ep, NULL, 0);
+}
+
+static void endpoint_metrics_update(struct endpoint *ep)
+{
+	floe_metric_set(ep->m_queue_depth, ep->n_held);
+	floe_metric_set(ep->m_replicas[0], ep->n_starting);
+	floe_metric_set(ep->m_replicas[1], ep->n_ready);
+	floe_metric_set(ep->m_replicas[2], ep->n_draining);
+}
+
+/* --- replica state bookkeeping -------------------------------------------- */
+
+static uint32_t *state_counter(struct endpoint *ep, enum replica_state st)
+{
+	switch (st) {
+	case REPLICA_STARTING: return &ep->n_starting;
+	case REPLICA_READY: return &ep->n_ready;
+	case REPLICA_DRAINING: return &ep->n_draining;
+	default: return NULL;
+	}
+}
+
+void floe__endpoint_set_state(struct endpoint *ep, struct replica *r, enum replica_state st)
+{
+	uint32_t *old = r->counted ? state_counter(ep, r->state) : NULL;
+	if (old)
+		(*old)--;
+	r->state = st;
+	uint32_t *now = state_counter(ep, st);
+	if (now)
+		(*now)++;
+	r->counted = now != NULL;
+	endpoint_metrics_update(ep);
+}
+
+/* --- requests ------------------------------------------------------------- */
+
+static void req_record(struct floe_req *req, int status)
+{
+	struct floe_activator *a = req->act;
+	const char *name = req->ep ? req->ep->cfg->name : "";
+	if (!req->ep)
+		return; /* not routed: counted nowhere (no endpoint label to give) */
+	char code[8];
+	snprintf(code, sizeof(code), "%d", status);
+	const char *lv[] = { name, code };
+	floe_metric_inc(floe_metric_get(a->m.requests, lv));
+	const char *ld[] = { name };
+	floe_metric_observe(floe_metric_get(a->m.request_duration, ld),
+			    (double)(floe_now_ns() - req->t_start_ns) / 1e9);
+}
+
+static void req_unhold(struct floe_req *req)
+{
+	if (req->state != REQ_HELD)
+		return;
+	floe_list_remove(&req->qlink);
+	req->ep->n_held--;
+	req->hold_ns = floe_now_ns() - req->t_start_ns;
+	endpoint_metrics_update(req->ep);
+}
+
+/* The exchange is over (answered, or the client left): account and free. */
+void floe__req_complete(struct floe_req *req, int status)
+{
+	struct endpoint *ep = req->ep;
+	struct floe_activator *a = req->act;
+	req_unhold(req);
+	if (req->r) {
+		req->r->in_flight--;
+		ep->in_flight--;
+		struct replica *r = req->r;
+		req->r = NULL;
+		if (r->state == REPLICA_DRAINING && r->in_flight == 0)
+			floe__replica_drain(r); /* last one out stops it */
+		floe__replica_unref(r);
+	}
+	req_record(req, status);
+	req->state = REQ_DONE;
+	if (req->client) {
+		req->client->exchange = NULL;
+		req->client = NULL;
+	}
+	req_free(req);
+	if (ep) {
+		ep->last_activity_ms = floe_now_ms();
+		endpoint_evaluate(ep);
+		endpoint_maybe_free(ep);
+	}
+	floe__activator_check_shutdown(a);
+}
+
+static void req_free(struct floe_req *req)
+{
+	floe_buf_destroy(&req->head);
+	floe_buf_destroy(&req->body);
+	free(req->target);
+	free(req);
+}
+
+/* Answer with an error and end the request. */
+static void req_fail(struct floe_req *req, int status, const char *type, const char *message,
+		     const char *extra_headers)
+{
+	struct floe_conn *c = req->client;
+	req->client = NULL;
+	if (c) {
+		c->exchange = NULL;
+		floe_conn_error(c, status, type, message, extra_headers);
+	}
+	floe__req_complete(req, status);
+}
+
+/* --- the queue ------------------------------------------------------------ */
+
+static void hold_timer_arm(struct endpoint *ep);
+
+static void on_hold_timer(uv_timer_t *t)
+{
+	struct endpoint *ep = container_of(t, struct endpoint, hold_timer);
+	uint64_t now = floe_now_ms();
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &ep->held)
+	{
+		struct floe_req *req = container_of(pos, struct floe_req, qlink);
+		if (req->deadline_ms > now)
+			continue;
+		char msg[160];
+		snprintf(msg, sizeof(msg), "endpoint '%s' had no ready replica within the hold time",
+			 ep->cfg->name);
+		req_fail(req, 503, "scale_up_timeout", msg, "Retry-After: 5\r\n");
+	}
+	hold_timer_arm(ep);
+}
+
+static void hold_timer_arm(struct endpoint *ep)
+{
+	uint64_t earliest = UINT64_MAX;
+	struct floe_list *pos;
+	floe_list_for_each(pos, &ep->held)
+	{
+		struct floe_req *req = container_of(pos, struct floe_req, qlink);
+		if (req->deadline_ms < earliest)
+			earliest = req->deadline_ms;
+	}
+	if (earliest == UINT64_MAX) {
+		uv_timer_stop(&ep->hold_timer);
+		return;
+	}
+	uint64_t now = floe_now_ms();
+	uv_timer_start(&ep->hold_timer, on_hold_timer, earliest > now ? earliest - now : 0, 0);
+}
+
+/* Parse X-Scale-Up-Timeout (seconds, may be fractional) or Prefer: wait=N. */
+static uint64_t client_hold_ms(const struct floe_http_msg *msg, uint64_t max_ms)
+{
+	const char *v = floe_http_msg_header(msg, "x-scale-up-timeout");
+	if (v) {
+		char *end;
+		double s = strtod(v, &end);
+		if (end != v && s >= 0 && s * 1000.0 < (double)max_ms)
+			return (uint64_t)(s * 1000.0);
+	}
+	return max_ms;
+}
+
+static struct replica *pick_replica(struct endpoint *ep)
+{
+	struct replica *best = NULL;
+	struct floe_list *pos;
+	floe_list_for_each(pos, &ep->replicas)
+	{
+		struct replica *r = container_of(pos, struct replica, link);
+		if (r->state != REPLICA_READY)
+			continue;
+		if (!best || r->in_flight < best->in_flight)
+			best = r;
+	}
+	return best;
+}
+
+static void req_dispatch(struct floe_req *req, struct replica *r)
+{
+	struct endpoint *ep = req->ep;
+	req_unhold(req);
+	req->state = REQ_PROXYING;
+	req->r = r;
+	r->refs++;
+	r->in_flight++;
+	ep->in_flight++;
+	if (req->woke && !req->cold_reported) {
+		req->cold_reported = true;
+		req->cold_kind = r->kind;
+		req->cold_start_ms = (double)(r->ready_ns - r->spawned_ns) / 1e6;
+	}
+	floe__proxy_start(req, r);
+}
+
+/* Route a request whose endpoint is known: dispatch, or hold. */
+static void req_admit(struct floe_req *req)
+{
+	struct endpoint *ep = req->ep;
+	struct floe_activator *a = req->act;
+	ep->last_activity_ms = floe_now_ms();
+	uv_timer_stop(&ep->idle_timer);
+	if (a->shutting_down) {
+		req_fail(req, 503, "shutting_down", "floed is shutting down", "Retry-After: 1\r\n");
+		return;
+	}
+	struct replica *r = pick_replica(ep);
+	if (r && floe_list_empty(&ep->held)) {
+		req_dispatch(req, r);
+		endpoint_evaluate(ep);
+		return;
+	}
+	if (ep->n_held >= ep->cfg->queue_size) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "endpoint '%s' queue is full (%u requests held)",
+			 ep->cfg->name, ep->n_held);
+		req_fail(req, 503, "queue_full", msg, "Retry-After: 1\r\n");
+		return;
+	}
+	req->state = REQ_HELD;
+	req->deadline_ms = floe_now_ms() + client_hold_ms(req->req_msg, ep->cfg->max_hold_ms);
+	/* The first request held while nothing is starting is the one that
+	 * wakes the endpoint: its Server-Timing reports the cold start. */
+	req->woke = ep->n_starting == 0 && ep->n_ready == 0;
+	floe_list_push(&ep->held, &req->qlink);
+	ep->n_held++;
+	endpoint_metrics_update(ep);
+	hold_timer_arm(ep);
+	endpoint_evaluate(ep);
+}
+
+/* Hand held requests to ready replicas, oldest first. */
+static void endpoint_release(struct endpoint *ep)
+{
+	struct floe_list *n;
+	while (!floe_list_empty(&ep->held)) {
+		struct replica *r = pick_replica(ep);
+		if (!r)
+			break;
+		n = ep->held.next;
+		req_dispatch(container_of(n, struct floe_req, qlink), r);
+	}
+	hold_timer_arm(ep);
+}
+
+/* --- scaling -------------------------------------------------------------- */
+
+static void on_idle_timer(uv_timer_t *t)
+{
+	endpoint_evaluate(container_of(t, struct endpoint, idle_timer));
+}
+
+static void on_backoff_timer(uv_timer_t *t)
+{
+	endpoint_evaluate(container_of(t, struct endpoint, backoff_timer));
+}
+
+static void endpoint_fail_held(struct endpoint *ep, const char *why)
+{
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &ep->held)
+	{
+		struct floe_req *req = container_of(pos, struct floe_req, qlink);
+		req_fail(req, 503, "replica_start_failed", why, "Retry-After: 10\r\n");
+	}
+}
+
+static void endpoint_evaluate(struct endpoint *ep)
+{
+	struct floe_activator *a = ep->act;
+	if (ep->removed || a->shutting_down)
+		return;
+	uint64_t now = floe_now_ms();
+	bool idle = ep->in_flight == 0 && ep->n_held == 0;
+	uint64_t idle_for = now - ep->last_activity_ms;
+	struct floe_scale_input in = {
+		.ready = ep->n_ready,
+		.starting = ep->n_starting,
+		.in_flight = ep->in_flight,
+		.held = ep->n_held,
+		.target_concurrency = ep->cfg->scaling.target_concurrency,
+		.min_replica = ep->cfg->scaling.min_replica,
+		.max_replica = ep->cfg->scaling.max_replica,
+		.idle_expired = idle && idle_for >= ep->cfg->scaling.scale_to_zero_timeout_ms,
+	};
+	struct floe_scale_decision d = floe_scale_decide(&in);
+
+	if (d.drain > 0) {
+		log_info("%s: idle for %.1f s, scaling down by %u", ep->cfg->name,
+			 (double)idle_for / 1000.0, d.drain);
+		/* Drain the least recently started first? All are idle: any. */
+		struct floe_list *pos, *tmp;
+		uint32_t left = d.drain;
+		floe_list_for_each_safe(pos, tmp, &ep->replicas)
+		{
+			struct replica *r = container_of(pos, struct replica, link);
+			if (left == 0)
+				break;
+			if (r->state == REPLICA_READY) {
+				floe__replica_drain(r);
+				left--;
+			}
+		}
+	}
+	if (d.start > 0) {
+		if (now < ep->backoff_until_ms) {
+			uv_timer_start(&ep->backoff_timer, on_backoff_timer, ep->backoff_until_ms - now, 0);
+		} else {
+			for (uint32_t i = 0; i < d.start; i++) {
+				floe_error err;
+				floe_error_clear(&err);
+				if (!floe__replica_start(ep, &err)) {
+					log_error("%s: %s", ep->cfg->name, err.msg);
+					ep->failures++;
+					uint64_t backoff = BACKOFF_BASE_MS << (ep->failures < 7 ? ep->failures - 1 : 6);
+					ep->backoff_until_ms = now + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+					if (ep->failures >= MAX_START_FAILURES) {
+						endpoint_fail_held(ep, err.msg);
+					}
+					uv_timer_start(&ep->backoff_timer, on_backoff_timer,
+						       ep->backoff_until_ms - now, 0);
+					break;
+				}
+			}
+		}
+	}
+	/* Re-arm scale-to-zero while idle and above the minimum. */
+	if (idle && ep->n_ready + ep->n_starting > ep->cfg->scaling.min_replica && d.drain == 0) {
+		uint64_t timeout = ep->cfg->scaling.scale_to_zero_timeout_ms;
+		uv_timer_start(&ep->idle_timer, on_idle_timer, idle_for < timeout ? timeout - idle_for : 0, 0);
+	}
+}
+
+void floe__endpoint_on_replica_ready(struct endpoint *ep, struct replica *r)
+{
+	ep->failures = 0;
+	ep->backoff_until_ms = 0;
+	struct floe_activator *a = ep->act;
+	const char *kind = floe__cold_kind_name(r->kind);
+	const char *lv[] = { ep->cfg->name, kind };
+	double secs = (double)(r->ready_ns - r->spawned_ns) / 1e9;
+	floe_metric_inc(floe_metric_get(a->m.cold_starts, lv));
+	floe_metric_observe(floe_metric_get(a->m.cold_start_duration, lv), secs);
+	log_info("%s: replica %s ready (%s start, %.0f ms)", ep->cfg->name, r->id, kind, secs * 1000);
+	endpoint_release(ep);
+	endpoint_evaluate(ep);
+}
+
+void floe__endpoint_on_replica_gone(struct endpoint *ep, struct replica *r, bool failed, int status)
+{
+	floe_list_remove(&r->link);
+	if (failed) {
+		uint64_t now = floe_now_ms();
+		ep->failures++;
+		uint64_t backoff = BACKOFF_BASE_MS << (ep->failures < 7 ? ep->failures - 1 : 6);
+		ep->backoff_until_ms = now + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+		if (ep->failures >= MAX_START_FAILURES && ep->n_ready == 0) {
+			char why[256];
+			snprintf(why, sizeof(why),
+				 "endpoint '%s': %u replica starts failed in a row (last: %s); see %s/logs/%s/",
+				 ep->cfg->name, ep->failures,
+				 WIFEXITED(status) ? "exited" : "killed", ep->act->data_dir, ep->cfg->name);
+			endpoint_fail_held(ep, why);
+		}
+	}
+	endpoint_evaluate(ep);
+	endpoint_maybe_free(ep);
+	floe__activator_check_shutdown(ep->act);
+}
+
+/* --- routing -------------------------------------------------------------- */
+
+static struct endpoint *find_endpoint(struct floe_activator *a, const char *name, size_t len,
+				      bool match_model)
+{
+	struct floe_list *pos;
+	floe_list_for_each(pos, &a->endpoints)
+	{
+		struct endpoint *ep = container_of(pos, struct endpoint, link);
+		if (ep->removed)
+			continue;
+		if (strlen(ep->cfg->name) == len && memcmp(ep->cfg->name, name, len) == 0)
+			return ep;
+	}
+	if (!match_model)
+		return NULL;
+	/* OpenAI clients send the model id; an endpoint serving that model answers. */
+	floe_list_for_each(pos, &a->endpoints)
+	{
+		struct endpoint *ep = container_of(pos, struct endpoint, link);
+		if (!ep->removed && ep->cfg->model && strlen(ep->cfg->model) == len &&
+		    memcmp(ep->cfg->model, name, len) == 0)
+			return ep;
+	}
+	return NULL;
+}
+
+static bool is_openai_route(const char *path, size_t len)
+{
+	static const char *const routes[] = { "/v1/chat/completions", "/v1/completions",
+					      "/v1/embeddings" };
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strlen(routes[i]) == len && memcmp(routes[i], path, len) == 0)
+			return true;
+	return false;
+}
+
+/* Serialize the request head for the upstream: hop-by-hop headers and our
+ * own framing headers out, X-Forwarded-* in. Framing is decided here. */
+static void build_upstream_head(struct floe_req *req, const struct floe_http_msg *msg,
+				int64_t content_length, bool chunked)
+{
+	struct floe_buf *h = &req->head;
+	const char *connection = floe_http_msg_header(msg, "connection");
+	const char *xff = NULL;
+	bool have_host = false;
+	floe_buf_printf(h, "%s %s HTTP/1.1\r\n", llhttp_method_name((llhttp_method_t)msg->method),
+			req->target);
+	for (size_t i = 0; i < msg->n_headers; i++) {
+		const char *name = floe_http_header_name(msg, i);
+		const char *value = floe_http_header_value(msg, i);
+		if (floe_http_is_hop_by_hop(name) || strcasecmp(name, "content-length") == 0 ||
+		    strcasecmp(name, "expect") == 0)
+			continue;
+		if (connection && floe_http_list_has_token(connection, name))
+			continue;
+		if (strcasecmp(name, "x-forwarded-for") == 0) {
+			xff = value;
+			continue;
+		}
+		if (strcasecmp(name, "x-forwarded-proto") == 0)
+			continue;
+		if (strcasecmp(name, "host") == 0)
+			have_host = true;
+		floe_buf_printf(h, "%s: %s\r\n", name, value);
+	}
+	if (!have_host)
+		floe_buf_puts(h, "Host: localhost\r\n");
+	if (xff)
+		floe_buf_printf(h, "X-Forwarded-For: %s, %s\r\n", xff, req->client->peer);
+	else
+		floe_buf_printf(h, "X-Forwarded-For: %s\r\n", req->client->peer);
+	floe_buf_puts(h, "X-Forwarded-Proto: http\r\n");
+	if (chunked) {
+		floe_buf_puts(h, "Transfer-Encoding: chunked\r\n");
+		req->body_chunked = true;
+	} else if (content_length >= 0) {
+		floe_buf_printf(h, "Content-Length: %lld\r\n", (long long)content_length);
+	}
+	floe_buf_puts(h, "\r\n");
+}
+
+static void act_on_head(struct floe_conn *c, struct floe_http_msg *msg)
+{
+	struct floe_activator *a = c->server->data;
+	const char *url = floe_http_msg_url(msg);
+	size_t url_len = msg->url_len;
+	const char *q = memchr(url, '?', url_len);
+	size_t path_len = q ? (size_t)(q - url) : url_len;
+
+	struct floe_req *req = xcalloc(1, sizeof(*req));
+	req->act = a;
+	req->client = c;
+	req->t_start_ns = floe_now_ns();
+	req->req_msg = msg;
+	req->method = msg->method;
+	req->head_request = msg->method == HTTP_HEAD;
+	floe_list_init(&req->qlink);
+	floe_buf_init(&req->head);
+	floe_buf_init(&req->body);
+	c->exchange = req;
+
+	if (path_len >= PREFIX_LEN && memcmp(url, PREFIX, PREFIX_LEN) == 0) {
+		const char *name = url + PREFIX_LEN;
+		const char *slash = memchr(name, '/', path_len - PREFIX_LEN);
+		size_t name_len = slash ? (size_t)(slash - name) : path_len - PREFIX_LEN;
+		struct endpoint *ep = find_endpoint(a, name, name_len, false);
+		if (!ep) {
+			char m[200];
+			snprintf(m, sizeof(m), "endpoint '%.*s' not found", (int)(name_len > 64 ? 64 : name_len), name);
+			req_fail(req, 404, "not_found", m, NULL);
+			return;
+		}
+		req->ep = ep;
+		/* Strip the prefix; "/endpoints/NAME" alone (or "?q") maps to "/". */
+		const char *rest = name + name_len;
+		size_t rest_len = url_len - (size_t)(rest - url);
+		if (rest_len == 0 || rest[0] == '?')
+			req->target = xasprintf("/%.*s", (int)rest_len, rest);
+		else
+			req->target = xstrndup(rest, rest_len);
+		build_upstream_head(req, msg, msg->content_length, msg->chunked);
+		req_admit(req);
+		return;
+	}
+	if (msg->method == HTTP_POST && is_openai_route(url, path_len)) {
+		/* The endpoint is named inside the body: read it whole first. */
+		req->state = REQ_ROUTING;
+		req->target = xstrndup(url, url_len);
+		return;
+	}
+	req_fail(req, 404, "not_found", "no such route: use /endpoints/NAME/... or /v1/* with a model",
+		 NULL);
+}
+
+static void route_by_model(struct floe_req *req)
+{
+	struct floe_activator *a = req->act;
+	json_error_t jerr;
+	json_t *doc = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
+	const char *model = doc ? json_string_value(json_object_get(doc, "model")) : NULL;
+	if (!doc || !json_is_object(doc)) {
+		json_decref(doc);
+		req_fail(req, 400, "bad_request", "request body is not a JSON object", NULL);
+		return;
+	}
+	if (!model) {
+		json_decref(doc);
+		req_fail(req, 400, "bad_request", "request body has no \"model\" string", NULL);
+		return;
+	}
+	struct endpoint *ep = find_endpoint(a, model, strlen(model), true);
+	if (!ep) {
+		char m[200];
+		snprintf(m, sizeof(m), "model '%.64s' is not served by any endpoint", model);
+		json_decref(doc);
+		req_fail(req, 404, "not_found", m, NULL);
+		return;
+	}
+	json_decref(doc);
+	req->ep = ep;
+	req->body_done = true;
+	build_upstream_head(req, req->req_msg, (int64_t)req->body.len, false);
+	req_admit(req);
+}
+
+static void act_on_body(struct floe_conn *c, const char *data, size_t len)
+{
+	struct floe_req *req = c->exchange;
+	if (!req)
+		return;
+	if (req->state == REQ_ROUTING) {
+		if (req->body.len + len > ROUTE_BODY_MAX) {
+			req_fail(req, 413, "payload_too_large", "request body too large to route by model", NULL);
+			return;
+		}
+		floe_buf_append(&req->body, data, len);
+		return;
+	}
+	if (req->state == REQ_HELD) {
+		floe_buf_append(&req->body, data, len);
+		if (req->body.len > HOLD_BODY_MAX && !req->body_paused) {
+			req->body_paused = true;
+			floe_conn_pause_body(c);
+		}
+		return;
+	}
+	if (req->state == REQ_PROXYING) {
+		floe_buf_append(&req->body, data, len);
+		floe__proxy_on_body(req);
+	}
+}
+
+static void act_on_body_end(struct floe_conn *c)
+{
+	struct floe_req *req = c->exchange;
+	if (!req)
+		return;
+	if (req->state == REQ_ROUTING) {
+		route_by_model(req);
+		return;
+	}
+	req->body_done = true;
+	if (req->state == REQ_PROXYING)
+		floe__proxy_on_body(req);
+}
+
+static void act_on_writable(struct floe_conn *c)
+{
+	struct floe_req *req = c->exchange;
+	if (req && req->state == REQ_PROXYING)
+		floe__proxy_on_client_writable(req);
+}
+
+static void act_on_abort(struct floe_conn *c)
+{
+	struct floe_req *req = c->exchange;
+	if (!req)
+		return;
+	req->client = NULL;
+	c->exchange = NULL;
+	if (req->state == REQ_PROXYING) {
+		floe__proxy_abort(req); /* closes the upstream request, then completes */
+		return;
+	}
+	/* Held or routing: drop it from the queue; 499 as nginx logs it. */
+	floe__req_complete(req, 499);
+}
+
+const struct floe_server_handler floe_activator_handler = {
+	.on_head = act_on_head,
+	.on_body = act_on_body,
+	.on_body_end = act_on_body_end,
+	.on_writable = act_on_writable,
+	.on_abort = act_on_abort,
+};
+
+/* --- endpoints ------------------------------------------------------------ */
+
+static struct endpoint *endpoint_new(struct floe_activator *a, const struct floe_endpoint_config *cfg)
+{
+	struct endpoint *ep = xcalloc(1, sizeof(*ep));
+	ep->act = a;
+	ep->cfg = floe_endpoint_config_dup(cfg);
+	floe_list_init(&ep->replicas);
+	floe_list_init(&ep->held);
+	ep->last_activity_ms = floe_now_ms();
+	uv_timer_init(a->loop, &ep->idle_timer);
+	uv_timer_init(a->loop, &ep->hold_timer);
+	uv_timer_init(a->loop, &ep->backoff_timer);
+	const char *lq[] = { cfg->name };
+	ep->m_queue_depth = floe_metric_get(a->m.queue_depth, lq);
+	for (int i = 0; i < 3; i++) {
+		const char *ls[] = { cfg->name, replica_state_names[i] };
+		ep->m_replicas[i] = floe_metric_get(a->m.replicas, ls);
+	}
+	endpoint_metrics_update(ep);
+	floe_list_push(&a->endpoints, &ep->link);
+	return ep;
+}
+
+static void on_endpoint_timer_closed(uv_handle_t *h)
+{
+	struct endpoint *ep = h->data;
+	if (--ep->pending_closes > 0)
+		return;
+	floe_endpoint_config_free(ep->cfg);
+	free(ep);
+}
+
+static void endpoint_maybe_free(struct endpoint *ep)
+{
+	if (!ep->removed || !floe_list_empty(&ep->replicas) || ep->n_held || ep->in_flight ||
+	    ep->pending_closes)
+		return;
+	struct floe_activator *a = ep->act;
+	floe_list_remove(&ep->link);
+	floe_metric_remove_matching(a->m.queue_depth, "endpoint", ep->cfg->name);
+	floe_metric_remove_matching(a->m.replicas, "endpoint", ep->cfg->name);
+	ep->pending_closes = 3;
+	ep->idle_timer.data = ep->hold_timer.data = ep->backoff_timer.data = ep;
+	uv_close((uv_handle_t *)&ep->idle_timer, on_endpoint_timer_closed);
+	uv_close((uv_handle_t *)&ep->hold_timer, on_endpoint_timer_closed);
+	uv_close((uv_handle_t *)&ep->backoff_timer, on_endpoint_timer_closed);
+}
+
+static void endpoint_drain_all(struct endpoint *ep)
+{
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &ep->replicas)
+	{
+		struct replica *r = container_of(pos, struct replica, link);
+		if (r->state == REPLICA_STARTING || r->state == REPLICA_READY)
+			floe__replica_drain(r);
+	}
+}
+
+static void endpoint_remove(struct endpoint *ep)
+{
+	ep->removed = true;
+	uv_timer_stop(&ep->idle_timer);
+	uv_timer_stop(&ep->backoff_timer);
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &ep->held)
+	{
+		struct floe_req *req = container_of(pos, struct floe_req, qlink);
+		req_fail(req, 404, "not_found", "endpoint was removed", NULL);
+	}
+	endpoint_drain_all(ep);
+	endpoint_maybe_free(ep);
+}
+
+void floe_activator_apply(struct floe_activator *a, const struct floe_config *cfg)
+{
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &a->endpoints)
+	{
+		struct endpoint *ep = container_of(pos, struct endpoint, link);
+		if (ep->removed)
+			continue;
+		const struct floe_endpoint_config *nc = floe_config_endpoint(cfg, ep->cfg->name);
+		if (!nc) {
+			log_info("%s: removed from the configuration; draining", ep->cfg->name);
+			endpoint_remove(ep);
+		} else if (!floe_endpoint_config_equal(ep->cfg, nc)) {
+			/* Same name, new definition: new replicas serve the held and
+			 * new requests, the old ones finish theirs and stop. */
+			log_info("%s: definition changed; replacing its replicas", ep->cfg->name);
+			floe_endpoint_config_free(ep->cfg);
+			ep->cfg = floe_endpoint_config_dup(nc);
+			ep->failures = 0;
+			ep->backoff_until_ms = 0;
+			endpoint_drain_all(ep);
+			endpoint_evaluate(ep);
+		}
+	}
+	for (size_t i = 0; i < cfg->n_endpoints; i++) {
+		const struct floe_endpoint_config *nc = &cfg->endpoints[i];
+		if (find_endpoint(a, nc->name, strlen(nc->name), false))
+			continue;
+		struct endpoint *ep = endpoint_new(a, nc);
+		log_info("%s: serving (engine %s, replicas %u..%u)", nc->name, nc->engine,
+			 nc->scaling.min_replica, nc->scaling.max_replica);
+		endpoint_evaluate(ep);
+	}
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+struct floe_activator *floe_activator_new(uv_loop_t *loop, struct floe_metrics *metrics,
+					  const struct floe_activator_opts *opts)
+{
+	struct floe_activator *a = xcalloc(1, sizeof(*a));
+	a->loop = loop;
+	a->metrics = metrics;
+	a->data_dir = xstrdup(opts->data_dir);
+	a->init_path = xstrdup(opts->init_path);
+	a->log_max_bytes = opts->replica_log_max_bytes;
+	floe_list_init(&a->endpoints);
+	uv_timer_init(loop, &a->shutdown_timer);
+	uv_idle_init(loop, &a->shutdown_check);
+	metrics_register(a);
+	return a;
+}
+
+static bool activator_empty(struct floe_activator *a)
+{
+	struct floe_list *pos;
+	floe_list_for_each(pos, &a->endpoints)
+	{
+		struct endpoint *ep = container_of(pos, struct endpoint, link);
+		if (!floe_list_empty(&ep->replicas) || ep->n_held || ep->in_flight)
+			return false;
+	}
+	return true;
+}
+
+static void on_shutdown_check(uv_idle_t *h)
+{
+	struct floe_activator *a = container_of(h, struct floe_activator, shutdown_check);
+	uv_idle_stop(h);
+	if (!a->shutting_down || !a->shutdown_done || !activator_empty(a))
+		return;
+	uv_timer_stop(&a->shutdown_timer);
+	void (*done)(struct floe_activator *, void *) = a->shutdown_done;
+	a->shutdown_done = NULL;
+	done(a, a->shutdown_arg);
+}
+
+void floe__activator_check_shutdown(struct floe_activator *a)
+{
+	/* Deferred to the next loop turn: callers are deep in callbacks. */
+	if (a && a->shutting_down && a->shutdown_done)
+		uv_idle_start(&a->shutdown_check, on_shutdown_check);
+}
+
+static void on_shutdown_grace(uv_timer_t *t)
+{
+	struct floe_activator *a = container_of(t, struct floe_activator, shutdown_timer);
+	log_warn("shutdown grace elapsed: killing the remaining replicas");
+	struct floe_list *pos, *rpos, *rtmp;
+	floe_list_for_each(pos, &a->endpoints)
+	{
+		struct endpoint *ep = container_of(pos, struct endpoint, link);
+		floe_list_for_each_safe(rpos, rtmp, &ep->replicas)
+			floe__replica_kill(container_of(rpos, struct replica, link));
+	}
+}
+
+void floe_activator_shutdown(struct floe_activator *a, uint64_t grace_ms,
+			     void (*done)(struct floe_activator *a, void *arg), void *arg)
+{
+	a->shutting_down = true;
+	a->shutdown_done = done;
+	a->shutdown_arg = arg;
+	struct floe_list *pos, *qpos, *qtmp;
+	floe_list_for_each(pos, &a->endpoints)
+	{
+		struct endpoint *ep = container_of(pos, struct endpoint, link);
+		uv_timer_stop(&ep->idle_timer);
+		uv_timer_stop(&ep->backoff_timer);
+		/* Held requests with a replica to go to get it; the rest cannot be
+		 * served by a floed that is going away. */
+		endpoint_release(ep);
+		floe_list_for_each_safe(qpos, qtmp, &ep->held)
+		{
+			struct floe_req *req = container_of(qpos, struct floe_req, qlink);
+			req_fail(req, 503, "shutting_down", "floed is shutting down", "Retry-After: 1\r\n");
+		}
+		endpoint_drain_all(ep);
+	}
+	uv_timer_start(&a->shutdown_timer, on_shutdown_grace, grace_ms, 0);
+	floe__activator_check_shutdown(a);
+}
+
+static void on_act_handle_closed(uv_handle_t *h)
+{
+	struct floe_activator *a = h->data;
+	if (--a->pending_closes > 0)
+		return;
+	free(a->data_dir);
+	free(a->init_path);
+	free(a);
+}
+
+void floe_activator_free(struct floe_activator *a)
+{
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &a->endpoints)
+	{
+		struct endpoint *ep = container_of(pos, struct endpoint, link);
+		ep->removed = true;
+		endpoint_maybe_free(ep);
+	}
+	a->pending_closes = 2;
+	a->shutdown_timer.data = a->shutdown_check.data = a;
+	uv_close((uv_handle_t *)&a->shutdown_timer, on_act_handle_closed);
+	uv_close((uv_handle_t *)&a->shutdown_check, on_act_handle_closed);
+}

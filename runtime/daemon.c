@@ -1,1 +1,268 @@
-/* placeholder: being written */
+#define LOG_TAG "floed"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "activator.h"
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "xalloc.h"
+
+/* Idle keep-alive client connections are closed after this. */
+#define CLIENT_IDLE_TIMEOUT_MS 75000
+
+struct daemon {
+	uv_loop_t *loop;
+	const struct floe_daemon_opts *opts;
+	struct floe_config_env env;
+	struct floe_config *cfg;
+	struct floe_metrics *metrics;
+	struct floe_activator *act;
+	struct floe_control control;
+	struct floe_server data;
+	struct floe_server api;
+	uv_signal_t sigterm, sigint, sighup;
+	bool stopping;
+	int exit_code;
+	char bindir[PATH_MAX];
+};
+
+static int load_config(struct daemon *d, struct floe_config **out, floe_error *err)
+{
+	const struct floe_daemon_opts *o = d->opts;
+	struct floe_config *cfg = NULL;
+	int rc;
+	if (o->config_path)
+		rc = floe_config_load_file(o->config_path, &d->env, &cfg, err);
+	else
+		rc = floe_config_load_string(floe_config_default_yaml, strlen(floe_config_default_yaml),
+					     "<embedded default>", &d->env, &cfg, err);
+	if (rc < 0)
+		return rc;
+	/* Command-line flags win over the file. */
+	if (o->listen) {
+		free(cfg->listen_host);
+		if (floe_hostport_parse(o->listen, &cfg->listen_host, &cfg->listen_port) < 0) {
+			floe_config_free(cfg);
+			return floe_error_set(err, -EINVAL, "--listen: expected HOST:PORT, got '%s'", o->listen);
+		}
+	}
+	if (o->api_listen) {
+		free(cfg->api_host);
+		if (floe_hostport_parse(o->api_listen, &cfg->api_host, &cfg->api_port) < 0) {
+			floe_config_free(cfg);
+			return floe_error_set(err, -EINVAL, "--api-listen: expected HOST:PORT, got '%s'",
+					      o->api_listen);
+		}
+	}
+	if (o->data_dir) {
+		free(cfg->data_dir);
+		cfg->data_dir = xstrdup(o->data_dir);
+	}
+	if (o->log_level) {
+		free(cfg->log_level);
+		cfg->log_level = xstrdup(o->log_level);
+	}
+	enum floe_log_level lvl;
+	if (floe_log_level_parse(cfg->log_level, &lvl) < 0) {
+		floe_config_free(cfg);
+		return floe_error_set(err, -EINVAL, "log level: expected error|warn|info|debug, got '%s'",
+				      cfg->log_level);
+	}
+	*out = cfg;
+	return 0;
+}
+
+static void apply_log_settings(const struct floe_config *cfg)
+{
+	enum floe_log_level lvl = FLOE_LOG_INFO;
+	floe_log_level_parse(cfg->log_level, &lvl);
+	floe_log_init(lvl, cfg->log_json);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void on_activator_done(struct floe_activator *a, void *arg)
+{
+	struct daemon *d = arg;
+	log_info("all replicas stopped; exiting");
+	floe_server_close_all(&d->data);
+	floe_server_close_all(&d->api);
+	uv_close((uv_handle_t *)&d->sigterm, on_handle_closed);
+	uv_close((uv_handle_t *)&d->sigint, on_handle_closed);
+	uv_close((uv_handle_t *)&d->sighup, on_handle_closed);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	if (d->stopping) {
+		log_warn("second %s: not waiting any longer", strsignal(signum));
+		floe_server_close_all(&d->data);
+		return;
+	}
+	d->stopping = true;
+	log_info("%s: shutting down (grace %.1f s)", strsignal(signum),
+		 (double)d->cfg->shutdown_grace_ms / 1000.0);
+	floe_server_drain(&d->data);
+	floe_activator_shutdown(d->act, d->cfg->shutdown_grace_ms, on_activator_done, d);
+}
+
+static void on_reload_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	if (d->stopping)
+		return;
+	floe_error err;
+	floe_error_clear(&err);
+	struct floe_config *cfg = NULL;
+	if (load_config(d, &cfg, &err) < 0) {
+		log_error("reload refused, keeping the running configuration: %s", err.msg);
+		return;
+	}
+	if (strcmp(cfg->listen_host, d->cfg->listen_host) != 0 || cfg->listen_port != d->cfg->listen_port ||
+	    strcmp(cfg->api_host, d->cfg->api_host) != 0 || cfg->api_port != d->cfg->api_port ||
+	    strcmp(cfg->data_dir, d->cfg->data_dir) != 0)
+		log_warn("reload: listen addresses and data_dir take effect only on restart");
+	apply_log_settings(cfg);
+	floe_activator_apply(d->act, cfg);
+	floe_config_free(d->cfg);
+	d->cfg = cfg;
+	log_info("configuration reloaded (%zu endpoints)", cfg->n_endpoints);
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void find_bindir(struct daemon *d)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		snprintf(d->bindir, sizeof(d->bindir), ".");
+		return;
+	}
+	exe[n] = '\0';
+	snprintf(d->bindir, sizeof(d->bindir), "%s", dirname(exe));
+}
+
+int floe_daemon_run(const struct floe_daemon_opts *opts)
+{
+	struct daemon d = { 0 };
+	d.opts = opts;
+	find_bindir(&d);
+	d.env.bindir = d.bindir;
+	d.env.presets_dir = opts->presets_dir ? opts->presets_dir : FLOE_PRESETS_DIR;
+
+	floe_error err;
+	floe_error_clear(&err);
+	if (load_config(&d, &d.cfg, &err) < 0) {
+		fprintf(stderr, "floed: %s\n", err.msg);
+		return 1;
+	}
+	if (opts->check_only) {
+		printf("%s: ok (%zu endpoints)\n", d.cfg->path, d.cfg->n_endpoints);
+		floe_config_free(d.cfg);
+		return 0;
+	}
+	apply_log_settings(d.cfg);
+	int rc = mkdir_p(d.cfg->data_dir);
+	if (rc < 0) {
+		fprintf(stderr, "floed: data directory %s: %s\n", d.cfg->data_dir, strerror(-rc));
+		floe_config_free(d.cfg);
+		return 1;
+	}
+	/* A client that disappears must cost us an EPIPE, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+
+	char *init_path = xasprintf("%s/floe-init", d.bindir);
+	if (access(init_path, X_OK) != 0) {
+		fprintf(stderr, "floed: %s: %s (it must sit next to floed)\n", init_path, strerror(errno));
+		free(init_path);
+		floe_config_free(d.cfg);
+		return 1;
+	}
+
+	d.loop = uv_default_loop();
+	d.metrics = floe_metrics_new();
+	struct floe_activator_opts aopts = {
+		.data_dir = d.cfg->data_dir,
+		.init_path = init_path,
+		.replica_log_max_bytes = d.cfg->replica_log_max_bytes,
+	};
+	d.act = floe_activator_new(d.loop, d.metrics, &aopts);
+	free(init_path);
+	d.control.metrics = d.metrics;
+
+	struct floe_server_limits limits = {
+		.max_head_bytes = d.cfg->max_header_bytes,
+		.max_body_bytes = d.cfg->max_body_bytes,
+		.header_timeout_ms = d.cfg->header_timeout_ms,
+		.idle_timeout_ms = CLIENT_IDLE_TIMEOUT_MS,
+	};
+	if (floe_server_listen(&d.data, d.loop, "data", d.cfg->listen_host, d.cfg->listen_port,
+			       &floe_activator_handler, &limits, &err) < 0 ||
+	    (d.data.data = d.act,
+	     floe_server_listen(&d.api, d.loop, "api", d.cfg->api_host, d.cfg->api_port,
+				&floe_control_handler, &limits, &err) < 0)) {
+		fprintf(stderr, "floed: %s\n", err.msg);
+		return 1;
+	}
+	d.data.data = d.act;
+	d.api.data = &d.control;
+
+	uv_signal_init(d.loop, &d.sigterm);
+	uv_signal_init(d.loop, &d.sigint);
+	uv_signal_init(d.loop, &d.sighup);
+	d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+	uv_signal_start(&d.sigterm, on_stop_signal, SIGTERM);
+	uv_signal_start(&d.sigint, on_stop_signal, SIGINT);
+	uv_signal_start(&d.sighup, on_reload_signal, SIGHUP);
+
+	log_info("floed %s: data plane http://%s:%u, control plane http://%s:%u, data dir %s",
+		 FLOE_VERSION, d.cfg->listen_host, floe_server_port(&d.data), d.cfg->api_host,
+		 floe_server_port(&d.api), d.cfg->data_dir);
+	floe_activator_apply(d.act, d.cfg);
+
+	uv_run(d.loop, UV_RUN_DEFAULT);
+
+	floe_activator_free(d.act);
+	uv_run(d.loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+	floe_metrics_free(d.metrics);
+	floe_config_free(d.cfg);
+	int close_rc = uv_loop_close(d.loop);
+	if (close_rc != 0)
+		log_warn("event loop closed with handles still open");
+	log_info("bye");
+	return d.exit_code;
+}

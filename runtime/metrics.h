@@ -17,6 +17,14 @@ struct floe_metric;        /* one child: a label-value tuple */
 
 enum floe_metric_type { FLOE_COUNTER, FLOE_GAUGE, FLOE_HISTOGRAM };
 
+/**
+ * Default histogram bounds for latencies in seconds: 5 ms to 300 s, since a
+ * cold start (engine load, model download) can take minutes. Pass with
+ * floe_metrics_latency_buckets_len to floe_metrics_family().
+ */
+extern const double floe_metrics_latency_buckets[];
+extern const size_t floe_metrics_latency_buckets_len;
+
 struct floe_metrics *floe_metrics_new(void);
 /** Frees the registry, its families and children. */
 void floe_metrics_free(struct floe_metrics *m);

@@ -1,1 +1,388 @@
-/* placeholder: being written */
+#define LOG_TAG "replica"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "clock.h"
+#include "log.h"
+#include "runtime-internal.h"
+#include "xalloc.h"
+
+/* Readiness polling: fast at first (a restored or quick engine is ready in
+ * milliseconds and every millisecond of polling lag is cold-start time),
+ * slower once the engine is evidently doing a long initialisation. */
+#define PROBE_FAST_MS 10
+#define PROBE_FAST_FOR_MS 2000
+#define PROBE_SLOW_MS 50
+#define PROBE_TIMEOUT_MS 2000
+
+struct probe {
+	struct replica *r; /* NULL once the replica gave up on it */
+	uv_tcp_t tcp;
+	uv_connect_t connect;
+	uv_write_t write;
+	struct floe_http_parser parser;
+	char request[256];
+	bool done;
+	bool ok;
+};
+
+static void replica_schedule_probe(struct replica *r);
+static void replica_stop(struct replica *r);
+static void on_probe_closed(uv_handle_t *h);
+
+/* --- life and death ------------------------------------------------------- */
+
+static void replica_free_if_unused(struct replica *r)
+{
+	if (r->state != REPLICA_DEAD || r->refs > 0 || r->pending_closes > 0 || !r->proc_closed)
+		return;
+	free(r->health_route);
+	free(r);
+}
+
+void floe__replica_unref(struct replica *r)
+{
+	r->refs--;
+	replica_free_if_unused(r);
+}
+
+static void on_replica_handle_closed(uv_handle_t *h)
+{
+	struct replica *r = h->data;
+	r->pending_closes--;
+	replica_free_if_unused(r);
+}
+
+static void on_proc_closed(struct floe_proc *p)
+{
+	struct replica *r = p->data;
+	r->proc_closed = true;
+	replica_free_if_unused(r);
+}
+
+static void probe_abandon(struct replica *r)
+{
+	if (r->probe) {
+		r->probe->r = NULL;
+		if (!r->probe->done) {
+			r->probe->done = true;
+			uv_close((uv_handle_t *)&r->probe->tcp, on_probe_closed);
+		}
+		r->probe = NULL;
+	}
+}
+
+static void on_proc_exit(struct floe_proc *p, int status)
+{
+	struct replica *r = p->data;
+	struct endpoint *ep = r->ep;
+	enum replica_state was = r->state;
+	char how[64];
+	if (WIFEXITED(status))
+		snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(how, sizeof(how), "status 0x%x", status);
+
+	bool failed = false;
+	if (was == REPLICA_STARTING) {
+		log_error("%s: replica %s exited before it was ready (%s); log: %s", ep->cfg->name, r->id,
+			  how, p->log_path);
+		failed = true;
+	} else if (was == REPLICA_READY) {
+		log_error("%s: replica %s died (%s); log: %s", ep->cfg->name, r->id, how, p->log_path);
+		failed = true;
+	} else {
+		log_info("%s: replica %s stopped (%s)", ep->cfg->name, r->id, how);
+	}
+	probe_abandon(r);
+	uv_timer_stop(&r->timer);
+	floe__replica_close_idle(r);
+	floe__endpoint_set_state(ep, r, REPLICA_DEAD);
+	r->pending_closes++;
+	uv_close((uv_handle_t *)&r->timer, on_replica_handle_closed);
+	floe_proc_close(&r->proc, on_proc_closed);
+	/* In-flight requests learn of the death from their sockets (EOF/RST): 502. */
+	floe__endpoint_on_replica_gone(ep, r, failed, status);
+	replica_free_if_unused(r);
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
+{
+	struct floe_activator *a = ep->act;
+	const struct floe_endpoint_config *cfg = ep->cfg;
+	struct replica *r = xcalloc(1, sizeof(*r));
+	r->ep = ep;
+	r->seq = ++ep->next_seq;
+	snprintf(r->id, sizeof(r->id), "%s-%u", cfg->name, r->seq);
+	r->port = cfg->port;
+	r->health_route = xstrdup(cfg->health_route);
+	r->ready_kind = cfg->ready;
+	r->start_timeout_ms = cfg->start_timeout_ms;
+	r->stop_grace_ms = cfg->stop_grace_ms;
+	r->kind = COLD_FRESH;
+	floe_list_init(&r->idle);
+	r->proc.data = r;
+
+	char *log_dir = xasprintf("%s/logs/%s", a->data_dir, cfg->name);
+	char *log_path = xasprintf("%s/%s.log", log_dir, r->id);
+	int rc = mkdir_p(log_dir);
+	if (rc < 0) {
+		floe_error_set(err, rc, "cannot create log directory %s: %s", log_dir, strerror(-rc));
+		goto fail;
+	}
+	struct floe_proc_spec spec = {
+		.argv = cfg->argv,
+		.env = cfg->env,
+		.n_env = cfg->n_env,
+		.init_path = a->init_path,
+		.log_path = log_path,
+		.log_max_bytes = a->log_max_bytes,
+	};
+	r->spawned_ns = floe_now_ns();
+	rc = floe_proc_spawn(a->loop, &r->proc, &spec, on_proc_exit, err);
+	if (rc < 0) {
+		floe_error_wrap(err, "start of replica %s failed", r->id);
+		goto fail;
+	}
+	r->proc.data = r;
+	uv_timer_init(a->loop, &r->timer);
+	r->timer.data = r;
+	floe_list_push(&ep->replicas, &r->link);
+	floe__endpoint_set_state(ep, r, REPLICA_STARTING);
+	log_info("%s: starting replica %s (pid %d): %s", cfg->name, r->id, (int)r->proc.pid, cfg->argv[0]);
+	free(log_dir);
+	free(log_path);
+	replica_schedule_probe(r);
+	return r;
+fail:
+	free(log_dir);
+	free(log_path);
+	free(r->health_route);
+	free(r);
+	return NULL;
+}
+
+/* --- readiness ------------------------------------------------------------ */
+
+static void on_probe_closed(uv_handle_t *h)
+{
+	struct probe *pr = container_of((uv_tcp_t *)h, struct probe, tcp);
+	floe_http_parser_destroy(&pr->parser);
+	free(pr);
+}
+
+static void replica_became_ready(struct replica *r)
+{
+	r->ready_ns = floe_now_ns();
+	floe__endpoint_set_state(r->ep, r, REPLICA_READY);
+	floe__endpoint_on_replica_ready(r->ep, r);
+}
+
+static void probe_finish(struct probe *pr, bool ok)
+{
+	if (pr->done)
+		return;
+	pr->done = true;
+	struct replica *r = pr->r;
+	uv_close((uv_handle_t *)&pr->tcp, on_probe_closed);
+	if (!r)
+		return;
+	r->probe = NULL;
+	uv_timer_stop(&r->timer);
+	if (r->state != REPLICA_STARTING)
+		return;
+	if (ok)
+		replica_became_ready(r);
+	else
+		replica_schedule_probe(r);
+}
+
+static int probe_on_head(void *ud, struct floe_http_msg *msg)
+{
+	struct probe *pr = ud;
+	pr->ok = msg->status >= 200 && msg->status < 300;
+	return 1; /* the status is all we need */
+}
+
+static const struct floe_http_parser_cbs probe_cbs = { .on_head = probe_on_head };
+
+static void probe_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char slab[4096];
+	*buf = uv_buf_init(slab, sizeof(slab));
+}
+
+static void probe_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct probe *pr = container_of((uv_tcp_t *)s, struct probe, tcp);
+	if (nread < 0) {
+		probe_finish(pr, false);
+		return;
+	}
+	size_t consumed;
+	enum floe_http_status st = floe_http_parser_execute(&pr->parser, buf->base, (size_t)nread, &consumed);
+	if (st == FLOE_HTTP_ERROR) {
+		probe_finish(pr, false);
+		return;
+	}
+	if (pr->parser.msg.status != 0 && !pr->parser.in_head)
+		probe_finish(pr, pr->ok);
+}
+
+static void probe_on_write(uv_write_t *w, int status)
+{
+	struct probe *pr = container_of(w, struct probe, write);
+	if (status < 0)
+		probe_finish(pr, false);
+}
+
+static void probe_on_connect(uv_connect_t *creq, int status)
+{
+	struct probe *pr = container_of(creq, struct probe, connect);
+	if (pr->done)
+		return;
+	if (status < 0) {
+		probe_finish(pr, false); /* refused: still loading (vLLM, TGI) */
+		return;
+	}
+	if (!pr->r || pr->r->ready_kind == FLOE_READY_TCP) {
+		probe_finish(pr, true);
+		return;
+	}
+	uv_buf_t b = uv_buf_init(pr->request, (unsigned)strlen(pr->request));
+	if (uv_write(&pr->write, (uv_stream_t *)&pr->tcp, &b, 1, probe_on_write) != 0 ||
+	    uv_read_start((uv_stream_t *)&pr->tcp, probe_alloc, probe_on_read) != 0)
+		probe_finish(pr, false);
+}
+
+static void on_probe_timeout(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+	if (r->probe)
+		probe_finish(r->probe, false);
+}
+
+static void replica_probe(struct replica *r)
+{
+	if (r->state != REPLICA_STARTING)
+		return;
+	uint64_t elapsed_ms = (floe_now_ns() - r->spawned_ns) / 1000000;
+	if (elapsed_ms > r->start_timeout_ms) {
+		log_error("%s: replica %s not ready after %.1f s (start_timeout); stopping it",
+			  r->ep->cfg->name, r->id, (double)elapsed_ms / 1000.0);
+		/* Counted as a failed start by the exit handler (state STARTING). */
+		floe_proc_signal(&r->proc, SIGKILL);
+		return;
+	}
+	int fd = floe_netns_socket(r->proc.netns_fd, AF_INET, SOCK_STREAM);
+	if (fd < 0) {
+		log_warn("%s: probe socket for %s: %s", r->ep->cfg->name, r->id, strerror(-fd));
+		replica_schedule_probe(r);
+		return;
+	}
+	struct probe *pr = xcalloc(1, sizeof(*pr));
+	pr->r = r;
+	snprintf(pr->request, sizeof(pr->request),
+		 "GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: floe-probe\r\nConnection: close\r\n\r\n",
+		 r->health_route);
+	floe_http_parser_init(&pr->parser, HTTP_RESPONSE, &probe_cbs, pr, 64 * 1024, UINT64_MAX);
+	uv_tcp_init(r->ep->act->loop, &pr->tcp);
+	if (uv_tcp_open(&pr->tcp, fd) != 0) {
+		close(fd);
+		pr->done = true;
+		uv_close((uv_handle_t *)&pr->tcp, on_probe_closed);
+		replica_schedule_probe(r);
+		return;
+	}
+	struct sockaddr_in addr;
+	uv_ip4_addr("127.0.0.1", r->port, &addr);
+	r->probe = pr;
+	r->probes++;
+	if (uv_tcp_connect(&pr->connect, &pr->tcp, (struct sockaddr *)&addr, probe_on_connect) != 0) {
+		probe_finish(pr, false);
+		return;
+	}
+	uv_timer_start(&r->timer, on_probe_timeout, PROBE_TIMEOUT_MS, 0);
+}
+
+static void on_probe_due(uv_timer_t *t)
+{
+	replica_probe(t->data);
+}
+
+static void replica_schedule_probe(struct replica *r)
+{
+	uint64_t elapsed_ms = (floe_now_ns() - r->spawned_ns) / 1000000;
+	uint64_t delay = elapsed_ms < PROBE_FAST_FOR_MS ? PROBE_FAST_MS : PROBE_SLOW_MS;
+	uv_timer_start(&r->timer, on_probe_due, delay, 0);
+}
+
+/* --- drain and stop ------------------------------------------------------- */
+
+static void on_stop_grace(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+	log_warn("%s: replica %s ignored SIGTERM for %.1f s; killing it", r->ep->cfg->name, r->id,
+		 (double)r->stop_grace_ms / 1000.0);
+	floe_proc_signal(&r->proc, SIGKILL);
+}
+
+static void replica_stop(struct replica *r)
+{
+	if (r->state == REPLICA_STOPPING || r->state == REPLICA_DEAD)
+		return;
+	probe_abandon(r);
+	floe__endpoint_set_state(r->ep, r, REPLICA_STOPPING);
+	floe__replica_close_idle(r);
+	uv_timer_stop(&r->timer);
+	if (floe_proc_signal(&r->proc, SIGTERM) == 0)
+		uv_timer_start(&r->timer, on_stop_grace, r->stop_grace_ms, 0);
+}
+
+void floe__replica_drain(struct replica *r)
+{
+	if (r->state == REPLICA_STARTING) {
+		replica_stop(r); /* nothing in flight on a replica that never served */
+		return;
+	}
+	if (r->state == REPLICA_READY) {
+		log_info("%s: draining replica %s (%u in flight)", r->ep->cfg->name, r->id, r->in_flight);
+		floe__endpoint_set_state(r->ep, r, REPLICA_DRAINING);
+	}
+	if (r->state == REPLICA_DRAINING && r->in_flight == 0)
+		replica_stop(r);
+}
+
+void floe__replica_kill(struct replica *r)
+{
+	if (r->state == REPLICA_DEAD)
+		return;
+	floe_proc_signal(&r->proc, SIGKILL);
+}

@@ -1,6 +1,6 @@
 /*
  * floed configuration: the YAML file (or the embedded default), engine
- * presets from images/*.yaml, and the resolved per-endpoint settings.
+ * presets from images/NAME.yaml, and the resolved per-endpoint settings.
  *
  * Loading is declarative (a table of key, type, range, default per section)
  * and every error names FILE:LINE. A loaded config is immutable; reload
@@ -29,6 +29,7 @@ struct floe_kv {
 /** An engine preset, from images/NAME.yaml. */
 struct floe_preset {
 	char *name;
+	char *description; /* one line for humans (may be NULL) */
 	/* argv template, NULL-terminated. Placeholders expanded at load:
 	 * {port}, {model}, {bindir} (directory of the floed executable). */
 	char **command;

@@ -1,0 +1,21 @@
+/* Monotonic and wall-clock time in the units floe uses everywhere. */
+#ifndef FLOE_CLOCK_H
+#define FLOE_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/** Monotonic nanoseconds (CLOCK_MONOTONIC). */
+static inline uint64_t floe_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t floe_now_ms(void)
+{
+	return floe_now_ns() / 1000000ull;
+}
+
+#endif

@@ -1,0 +1,169 @@
+/*
+ * Structures shared by the files of the runtime core: activator.c (routing,
+ * queue, scaling), replica.c (replica lifecycle and readiness) and proxy.c
+ * (upstream connections and streaming). Not for use outside runtime/.
+ */
+#ifndef FLOE_RUNTIME_INTERNAL_H
+#define FLOE_RUNTIME_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "activator.h"
+#include "buf.h"
+#include "config.h"
+#include "http.h"
+#include "list.h"
+#include "metrics.h"
+#include "proc.h"
+#include "server.h"
+
+enum replica_state {
+	REPLICA_STARTING,
+	REPLICA_READY,
+	REPLICA_DRAINING, /* no new requests; stops when its in-flight ones finish */
+	REPLICA_STOPPING, /* signalled; waiting for the process to exit */
+	REPLICA_DEAD,     /* exited; freed once nothing refers to it */
+};
+
+enum cold_kind { COLD_FRESH, COLD_RESTORE, COLD_WARM_POOL };
+
+struct floe_activator {
+	uv_loop_t *loop;
+	struct floe_metrics *metrics;
+	char *data_dir;
+	char *init_path;
+	uint64_t log_max_bytes;
+	struct floe_list endpoints;
+	bool shutting_down;
+	void (*shutdown_done)(struct floe_activator *a, void *arg);
+	void *shutdown_arg;
+	uv_timer_t shutdown_timer;
+	uv_idle_t shutdown_check;
+	int pending_closes;
+	struct {
+		struct floe_metric_family *requests;
+		struct floe_metric_family *request_duration;
+		struct floe_metric_family *cold_starts;
+		struct floe_metric_family *cold_start_duration;
+		struct floe_metric_family *replicas;
+		struct floe_metric_family *queue_depth;
+	} m;
+};
+
+struct endpoint {
+	struct floe_list link; /* in activator->endpoints */
+	struct floe_activator *act;
+	struct floe_endpoint_config *cfg; /* own copy */
+	struct floe_list replicas;
+	uint32_t n_starting, n_ready, n_draining;
+	struct floe_list held; /* struct floe_req, FIFO */
+	uint32_t n_held;
+	uint32_t in_flight;
+	uint32_t next_seq;
+	uint32_t failures;        /* consecutive failed starts or crashes, for backoff */
+	uint64_t last_activity_ms;
+	uv_timer_t idle_timer;    /* scale to zero */
+	uv_timer_t hold_timer;    /* earliest held-request deadline */
+	uv_timer_t backoff_timer; /* next start allowed */
+	uint64_t backoff_until_ms;
+	bool removed;             /* gone from the config: freed once empty */
+	int pending_closes;
+	struct floe_metric *m_queue_depth;
+	struct floe_metric *m_replicas[3]; /* starting, ready, draining */
+};
+
+struct upstream;
+
+struct replica {
+	struct floe_list link; /* in endpoint->replicas */
+	struct endpoint *ep;
+	uint32_t seq;
+	char id[80];
+	enum replica_state state;
+	struct floe_proc proc;
+	uint16_t port;
+	char *health_route;
+	enum floe_ready_kind ready_kind;
+	uint64_t start_timeout_ms;
+	uint64_t stop_grace_ms;
+	uint64_t spawned_ns;
+	uint64_t ready_ns;
+	enum cold_kind kind;
+	uint32_t in_flight;
+	uint32_t refs;            /* requests and upstream connections pointing here */
+	struct floe_list idle;    /* idle struct upstream, most recent last */
+	uint32_t n_idle;
+	uv_timer_t timer;         /* readiness polls, then stop grace */
+	struct probe *probe;      /* readiness probe in progress */
+	uint32_t probes;
+	int pending_closes;
+	bool proc_closed;
+	bool counted;             /* included in endpoint state counters */
+};
+
+enum req_state {
+	REQ_ROUTING,   /* reading the body to find the OpenAI "model" */
+	REQ_HELD,      /* waiting in the endpoint queue */
+	REQ_PROXYING,  /* assigned to a replica */
+	REQ_DONE,
+};
+
+struct floe_req {
+	struct floe_activator *act;
+	struct floe_conn *client;
+	struct endpoint *ep;
+	struct replica *r;
+	struct upstream *up;
+	enum req_state state;
+	struct floe_list qlink;  /* in endpoint->held */
+	uint64_t deadline_ms;
+	uint64_t t_start_ns;
+	uint64_t hold_ns;
+	bool woke;               /* this request started the cold start */
+	bool cold_reported;
+	double cold_start_ms;
+	enum cold_kind cold_kind;
+	/* request toward the upstream */
+	struct floe_buf head;    /* serialized request head */
+	struct floe_buf body;    /* body bytes not yet written upstream */
+	uint8_t method;
+	bool body_chunked;       /* forward the body as chunked */
+	bool body_done;          /* the client's body ended */
+	bool body_sent_done;     /* ... and its end was written upstream */
+	bool head_request;
+	bool body_paused;
+	/* response toward the client */
+	int status;
+	bool resp_started;       /* head written to the client */
+	bool resp_chunked;       /* we frame the body as chunked */
+	bool resp_keep_alive;
+	struct floe_http_msg *req_msg; /* the client's request head (lives until complete) */
+	char *target;            /* request target for upstream */
+};
+
+/* activator.c */
+void floe__endpoint_on_replica_ready(struct endpoint *ep, struct replica *r);
+void floe__endpoint_on_replica_gone(struct endpoint *ep, struct replica *r, bool failed_start,
+				    int status);
+void floe__endpoint_set_state(struct endpoint *ep, struct replica *r, enum replica_state st);
+void floe__req_complete(struct floe_req *req, int status);
+void floe__activator_check_shutdown(struct floe_activator *a);
+const char *floe__cold_kind_name(enum cold_kind k);
+
+/* replica.c */
+struct replica *floe__replica_start(struct endpoint *ep, floe_error *err);
+void floe__replica_drain(struct replica *r);
+void floe__replica_kill(struct replica *r);
+void floe__replica_unref(struct replica *r);
+
+/* proxy.c */
+void floe__proxy_start(struct floe_req *req, struct replica *r);
+void floe__proxy_on_body(struct floe_req *req);
+void floe__proxy_on_client_writable(struct floe_req *req);
+void floe__proxy_abort(struct floe_req *req);
+void floe__replica_close_idle(struct replica *r);
+
+#endif
