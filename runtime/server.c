@@ -39,6 +39,7 @@ static int conn_on_head(void *ud, struct floe_http_msg *msg)
 	if (c->timer_active) {
 		uv_timer_stop(&c->timer);
 		c->timer_active = false;
+		c->timer_is_head = false;
 	}
 	/* Answer Expect: 100-continue ourselves: the request passed our checks,
 	 * and the upstream never sees the expectation (we strip it). */
@@ -316,7 +317,7 @@ static void conn_process(struct floe_conn *c)
 	floe_buf_consume(&c->pending, off);
 	/* Arm the head timeout once a new request has begun arriving. */
 	if (!c->in_exchange && floe_http_parser_mid_message(&c->parser) && c->parser.in_head &&
-	    !c->timer_active)
+	    !c->timer_is_head)
 		conn_arm_idle(c);
 	conn_update_reading(c);
 }
@@ -371,6 +372,7 @@ static void on_timer(uv_timer_t *t)
 {
 	struct floe_conn *c = container_of(t, struct floe_conn, timer);
 	c->timer_active = false;
+	c->timer_is_head = false;
 	if (c->in_exchange || c->closing)
 		return;
 	if (floe_http_parser_mid_message(&c->parser)) {
@@ -387,6 +389,7 @@ static void conn_arm_idle(struct floe_conn *c)
 							       : c->server->limits.idle_timeout_ms;
 	uv_timer_start(&c->timer, on_timer, ms, 0);
 	c->timer_active = true;
+	c->timer_is_head = floe_http_parser_mid_message(&c->parser);
 }
 
 /* --- lifecycle ------------------------------------------------------------ */

@@ -81,6 +81,7 @@ struct floe_conn {
 	bool close_after_write;
 	bool client_keep_alive;   /* the request allows keep-alive */
 	bool timer_active;
+	bool timer_is_head;       /* the timer is the head timeout, not the idle one */
 	int pending_closes;
 	size_t write_queued;      /* bytes handed to uv_write, not yet written */
 };

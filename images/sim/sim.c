@@ -999,11 +999,13 @@ out:
 	json_decref(req);
 }
 
-/* Appends a message's text content: a string, or an array of {"type":"text","text":...} parts. */
-static bool chat_content(json_t *content, struct sb *prompt)
+/* Appends a message's text content: a string, or an array of {"type":"text","text":...} parts;
+ * counts its words into *tokens. */
+static bool chat_content(json_t *content, struct sb *prompt, unsigned *tokens)
 {
 	if (json_is_string(content)) {
 		sb_add(prompt, json_string_value(content), json_string_length(content));
+		*tokens += count_words(json_string_value(content));
 		return true;
 	}
 	if (json_is_null(content))
@@ -1014,9 +1016,10 @@ static bool chat_content(json_t *content, struct sb *prompt)
 	json_t *part;
 	json_array_foreach(content, i, part) {
 		json_t *text = json_object_get(part, "text");
-		if (json_is_string(text))
+		if (json_is_string(text)) {
 			sb_add(prompt, json_string_value(text), json_string_length(text));
-		else if (!json_is_object(part))
+			*tokens += count_words(json_string_value(text));
+		} else if (!json_is_object(part))
 			return false;
 		sb_adds(prompt, "\n");
 	}
@@ -1048,7 +1051,8 @@ static void route_openai(struct conn *c, bool chat)
 			/* Role and content, separated so that messages cannot run together. */
 			sb_adds(&prompt, json_string_value(role));
 			sb_adds(&prompt, "\x1f ");
-			if (!chat_content(json_object_get(m, "content"), &prompt)) {
+			if (!chat_content(json_object_get(m, "content"), &prompt,
+					  &gen->prompt_tokens)) {
 				respond_error(c, 400, NULL, "`messages[%zu].content` must be a string or "
 						      "an array of parts", i);
 				goto out;
@@ -1064,6 +1068,7 @@ static void route_openai(struct conn *c, bool chat)
 			goto out;
 		}
 		sb_add(&prompt, json_string_value(p), json_string_length(p));
+		gen->prompt_tokens = count_words(json_string_value(p));
 	}
 	/* Chat clients may send the newer name of the limit. */
 	json_t *mct = json_object_get(req, "max_completion_tokens");
@@ -1078,7 +1083,6 @@ static void route_openai(struct conn *c, bool chat)
 	json_t *so = json_object_get(req, "stream_options");
 	gen->include_usage = json_is_true(json_object_get(so, "include_usage"));
 	gen->seed = fnv1a(seed_begin(), prompt.p, prompt.len);
-	gen->prompt_tokens = count_words(prompt.p);
 	gen->model_json = echo_model(req);
 	gen_set_id(c, chat ? "chatcmpl-" : "cmpl-");
 	if (json_is_true(stream)) {
@@ -1412,6 +1416,13 @@ static void maybe_exit(void)
 {
 	if (!g.draining || g.nconns > 0)
 		return;
+	/* Closing the signal handles restores SIG_DFL: a repeated SIGTERM during exit must not
+	 * turn a clean exit into death by signal, so keep them blocked from here on. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
 	close_handle((uv_handle_t *)&g.listener);
 	close_handle((uv_handle_t *)&g.init_timer);
 	close_handle((uv_handle_t *)&g.grace_timer);

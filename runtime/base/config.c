@@ -500,8 +500,10 @@ static const struct field top_fields[] = {
 	{ .key = "limits", .type = T_SECTION, .sub = &limits_section, .off = 0 },
 	{ .key = "endpoints", .type = T_CUSTOM, .parse = parse_endpoints },
 };
+static int top_validate(struct loader *L, void *base, const struct seen *seen, const char *path);
+
 static const struct section top_section = { top_fields, sizeof(top_fields) / sizeof(top_fields[0]),
-					    NULL };
+					    top_validate };
 
 static void set_preset_ready(void *base, unsigned idx)
 {
@@ -1016,6 +1018,25 @@ static int scaling_validate(struct loader *L, void *base, const struct seen *see
 		return lerr(L, seen_line(&scaling_section, seen, "max_replica"),
 			    "%s: must be >= min_replica (%u)", fpath, s->min_replica);
 	}
+	return 0;
+}
+
+static bool is_wildcard(const char *host)
+{
+	return !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+}
+
+/* Both planes on one socket would make the second bind fail at start-up;
+ * say so here, with the line, instead. */
+static int top_validate(struct loader *L, void *base, const struct seen *seen, const char *path)
+{
+	struct floe_config *c = base;
+	if (c->listen_port == c->api_port &&
+	    (!strcmp(c->listen_host, c->api_host) || is_wildcard(c->listen_host) ||
+	     is_wildcard(c->api_host)))
+		return lerr(L, seen_line(&top_section, seen, "api_listen"),
+			    "api_listen: %s:%u is also the data plane's address (listen)", c->api_host,
+			    (unsigned)c->api_port);
 	return 0;
 }
 

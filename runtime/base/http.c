@@ -24,6 +24,13 @@ static int refuse(struct floe_http_parser *p, int status, const char *reason)
 	return HPE_USER;
 }
 
+/* on_headers_complete must return -1 to fail (HPE_USER means something else there). */
+static int refuse_head(struct floe_http_parser *p, int status, const char *reason)
+{
+	refuse(p, status, reason);
+	return -1;
+}
+
 static void msg_reset(struct floe_http_msg *m)
 {
 	floe_buf_reset(&m->raw);
@@ -146,7 +153,8 @@ static int on_header_field(llhttp_t *l, const char *at, size_t len)
 
 static int on_header_field_complete(llhttp_t *l)
 {
-	struct floe_http_msg *m = &parser_of(l)->msg;
+	struct floe_http_parser *p = parser_of(l);
+	struct floe_http_msg *m = &p->msg;
 	floe_buf_append(&m->raw, "", 1);
 	/* The value may be empty (no on_header_value call): give it an offset now. */
 	struct floe_http_header *h = current_header(m);
@@ -159,6 +167,14 @@ static int on_header_value(llhttp_t *l, const char *at, size_t len)
 	struct floe_http_parser *p = parser_of(l);
 	if (count_head(p, len))
 		return HPE_USER;
+	/* llhttp 8 accepts obs-fold (RFC 9112 5.2): a line starting with
+	 * whitespace continues the previous value, reported as one more value
+	 * piece. A value piece never directly follows a line feed otherwise, so
+	 * the byte before it tells (the previous buffer's last byte when the
+	 * piece starts a buffer). A proxy must refuse folding, not pass it on. */
+	char before = at > p->exec_start ? at[-1] : p->prev_last_byte;
+	if (before == '\n')
+		return refuse(p, 400, "obsolete header line folding");
 	raw_piece(&p->msg, at, len);
 	current_header(&p->msg)->value_len += (uint32_t)len;
 	return 0;
@@ -205,21 +221,23 @@ static int on_headers_complete(llhttp_t *l)
 		/* llhttp already refuses CL+TE, duplicate and invalid CL; these are
 		 * the shapes it lets through in strict mode that a proxy must not. */
 		if (p->te_seen && (p->te_bad || p->n_te > 1))
-			return refuse(p, 501, "unsupported transfer coding");
+			return refuse_head(p, 400, "unsupported transfer coding");
 		if (p->te_seen && m->content_length >= 0)
-			return refuse(p, 400, "Content-Length with Transfer-Encoding");
+			return refuse_head(p, 400, "Content-Length with Transfer-Encoding");
 		if (m->method == HTTP_CONNECT)
-			return refuse(p, 405, "CONNECT not supported");
+			return refuse_head(p, 405, "CONNECT not supported");
 		if (llhttp_get_upgrade(l))
-			return refuse(p, 501, "protocol upgrade not supported");
+			return refuse_head(p, 501, "protocol upgrade not supported");
 		if (m->major != 1)
-			return refuse(p, 505, "HTTP version not supported");
+			return refuse_head(p, 505, "HTTP version not supported");
 		if (m->content_length > 0 && (uint64_t)m->content_length > p->max_body_bytes)
-			return refuse(p, 413, "request body too large");
+			return refuse_head(p, 413, "request body too large");
 	}
 	int rc = p->cbs->on_head ? p->cbs->on_head(p->ud, m) : 0;
-	if (rc >= 400)
-		return refuse(p, rc, "refused");
+	if (rc >= 400) {
+		refuse(p, rc, "refused");
+		return -1;
+	}
 	return rc == 1 ? 1 : 0;
 }
 
@@ -281,16 +299,23 @@ void floe_http_parser_destroy(struct floe_http_parser *p)
 enum floe_http_status floe_http_parser_execute(struct floe_http_parser *p, const char *data,
 					       size_t len, size_t *consumed)
 {
+	p->exec_start = data;
 	llhttp_errno_t e = llhttp_execute(&p->llhttp, data, len);
 	if (e == HPE_OK) {
 		*consumed = len;
+		if (len > 0)
+			p->prev_last_byte = data[len - 1];
 		return FLOE_HTTP_OK;
 	}
 	const char *pos = llhttp_get_error_pos(&p->llhttp);
 	*consumed = pos ? (size_t)(pos - data) : len;
+	if (*consumed > 0)
+		p->prev_last_byte = data[*consumed - 1];
 	if (e == HPE_PAUSED)
 		return FLOE_HTTP_PAUSED;
-	if (e != HPE_USER) {
+	/* A refusal of ours (error_status set) surfaces as HPE_USER, or as
+	 * HPE_CB_HEADERS_COMPLETE when it came from on_headers_complete. */
+	if (p->error_status == 0) {
 		p->error_status = 400;
 		p->error_reason = llhttp_get_error_reason(&p->llhttp);
 		if (!p->error_reason)
@@ -304,7 +329,7 @@ enum floe_http_status floe_http_parser_finish(struct floe_http_parser *p)
 	llhttp_errno_t e = llhttp_finish(&p->llhttp);
 	if (e == HPE_OK || e == HPE_PAUSED)
 		return FLOE_HTTP_OK;
-	if (e != HPE_USER) {
+	if (p->error_status == 0) {
 		p->error_status = 400;
 		p->error_reason = "connection closed mid-message";
 	}

@@ -90,6 +90,8 @@ struct floe_http_parser {
 	bool in_head;             /* between message begin and head complete */
 	bool started;             /* a message has begun (bytes of it were seen) */
 	bool te_seen, te_bad;
+	const char *exec_start;   /* the buffer being parsed */
+	char prev_last_byte;      /* last byte of the previous buffer (obs-fold detection) */
 	unsigned n_te;
 };
 

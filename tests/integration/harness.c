@@ -341,9 +341,14 @@ static void replace_all(char **s, const char *from, const char *to)
 	*s = floe_buf_steal(&out, NULL);
 }
 
-static void write_config(struct floed *f, const char *yaml)
+static const char *log_level(void)
 {
 	const char *level = getenv("FLOE_TEST_LOG_LEVEL");
+	return level && *level ? level : "debug";
+}
+
+static void write_config(struct floed *f, const char *yaml)
+{
 	char *body = xstrdup(yaml);
 	replace_all(&body, "@ECHO_PY@", f->echo_py);
 	replace_all(&body, "@DIR@", f->dir);
@@ -352,8 +357,7 @@ static void write_config(struct floed *f, const char *yaml)
 			       "data_dir: %s\n"
 			       "log_level: %s\n"
 			       "%s",
-			       f->port, f->api_port, f->data_dir, level && *level ? level : "debug",
-			       body);
+			       f->port, f->api_port, f->data_dir, log_level(), body);
 	int r = harness_write_file(f->config_path, text, strlen(text));
 	cr_assert(r == 0, "write %s: %s", f->config_path, strerror(-r));
 	free(text);
@@ -376,6 +380,11 @@ static void floed_free(struct floed *f)
 
 struct floed *floed_start(const char *yaml)
 {
+	return floed_start_argv(yaml, NULL);
+}
+
+struct floed *floed_start_argv(const char *yaml, const char *const *extra_args)
+{
 	ensure_init();
 	const char *bdir = build_dir();
 	struct floed *f = xcalloc(1, sizeof(*f));
@@ -389,10 +398,31 @@ struct floed *floed_start(const char *yaml)
 		f->api_port = harness_free_port();
 	while (f->api_port == f->port);
 	cr_assert(harness_write_file(f->echo_py, echo_py, strlen(echo_py)) == 0);
-	write_config(f, yaml);
+	if (yaml)
+		write_config(f, yaml);
 
 	char *exe = xasprintf("%s/floed", bdir);
-	char *argv[] = { exe, "--config", f->config_path, NULL };
+	char listen[32], api[32];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", f->port);
+	snprintf(api, sizeof(api), "127.0.0.1:%d", f->api_port);
+	char *argv[64];
+	int n = 0;
+	argv[n++] = exe;
+	if (yaml) {
+		argv[n++] = "--config";
+		argv[n++] = f->config_path;
+	}
+	for (size_t i = 0; extra_args && extra_args[i] && n < 50; i++)
+		argv[n++] = (char *)extra_args[i];
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--api-listen";
+	argv[n++] = api;
+	argv[n++] = "--data-dir";
+	argv[n++] = f->data_dir;
+	argv[n++] = "--log-level";
+	argv[n++] = (char *)log_level();
+	argv[n] = NULL;
 	f->pid = spawn(argv, f->log_path);
 	free(exe);
 	reg_add((void **)reg_floed, f);
@@ -465,6 +495,7 @@ struct floed_exit floed_stop(struct floed *f)
 	struct floed_exit e = { 0, 0 };
 	pid_t pids[256];
 	size_t n = 0;
+	bool was_exited = f->exited;
 	reg_del((void **)reg_floed, f);
 	if (!f->exited) {
 		n = floed_replica_pids(f, pids, 256);
@@ -493,7 +524,8 @@ struct floed_exit floed_stop(struct floed *f)
 			kill(pids[i], SIGKILL);
 		}
 	}
-	if (e.code != 0 || e.leftover)
+	/* An exit the test already collected (kill -9 tests) is its business. */
+	if ((!was_exited && e.code != 0) || e.leftover)
 		floed_print_log(f, 60);
 	floed_free(f);
 	return e;

@@ -119,6 +119,13 @@ struct floed {
  * Asserts on failure (printing floed's log). Never returns NULL.
  */
 struct floed *floed_start(const char *yaml);
+/**
+ * Like floed_start, with more control: yaml NULL starts floed without
+ * --config (its embedded default). extra_args (NULL-terminated, may be NULL)
+ * follow --config; then come --listen, --api-listen, --data-dir and
+ * --log-level with the harness's values (equal to those in the file).
+ */
+struct floed *floed_start_argv(const char *yaml, const char *const *extra_args);
 /** floed_start with a printf-formatted yaml. */
 struct floed *floed_startf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

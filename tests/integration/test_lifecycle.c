@@ -1,1 +1,371 @@
+/*
+ * floed's life: bad configs, SIGTERM with requests in flight, SIGHUP
+ * reloads, kill -9, the control plane, the embedded default config.
+ */
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "xalloc.h"
+
+TestSuite(lifecycle, .init = harness_test_init, .fini = harness_test_fini, .timeout = 120);
+
+#define JSON_CT "Content-Type: application/json"
+#define GEN_BODY "{\"inputs\":\"hello floe\",\"parameters\":{\"max_new_tokens\":8}}"
+
+static int replica_of(const struct http_resp *r, const char *ep)
+{
+	char *v = http_header(r, "X-Floe-Replica");
+	int n = replica_seq(v, ep);
+	free(v);
+	return n;
+}
+
+/* POST GEN_BODY to /endpoints/EP/generate; status, and the replica number in *seq. */
+static long generate(struct floed *f, const char *ep, int *seq)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/endpoints/%s/generate", ep);
+	struct http_resp r;
+	long st = http_post(floed_url(f, path), GEN_BODY, &r, JSON_CT, NULL);
+	if (seq)
+		*seq = replica_of(&r, ep);
+	http_resp_free(&r);
+	return st;
+}
+
+static bool all_dead(const pid_t *pids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (proc_alive(pids[i]))
+			return false;
+	return true;
+}
+
+Test(lifecycle, bad_config_is_refused_with_file_and_line)
+{
+	static const struct {
+		const char *what, *text;
+		int line, alt_line; /* alt_line: also acceptable (0: none) */
+	} cases[] = {
+		{ "unknown top-level key",
+		  "log_level: info\n"
+		  "bogus_key: 1\n"
+		  "endpoints:\n"
+		  "  - name: demo\n"
+		  "    engine: sim\n",
+		  2, 0 },
+		{ "wrong type in scaling",
+		  "endpoints:\n"
+		  "  - name: demo\n"
+		  "    engine: sim\n"
+		  "    scaling:\n"
+		  "      max_replica: many\n",
+		  5, 0 },
+		{ "bad duration",
+		  "endpoints:\n"
+		  "  - name: demo\n"
+		  "    engine: sim\n"
+		  "    scaling:\n"
+		  "      min_replica: 0\n"
+		  "      scale_to_zero_timeout: 5 parsecs\n",
+		  6, 0 },
+		{ "unknown engine",
+		  "endpoints:\n"
+		  "  - name: demo\n"
+		  "    engine: sim\n"
+		  "  - name: other\n"
+		  "    engine: nosuchengine\n",
+		  5, 0 },
+		{ "unknown endpoint key",
+		  "endpoints:\n"
+		  "  - name: demo\n"
+		  "    engine: sim\n"
+		  "    replicas: 3\n",
+		  4, 0 },
+		{ "YAML syntax error",
+		  "endpoints:\n"
+		  "  - name: demo\n"
+		  "    engine: sim\n"
+		  "    args: [\"--init-ms\", \"1\"\n"
+		  "    port: 8000\n",
+		  5, 4 }, /* libyaml notices at line 5; the context is line 4 */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct floed_run r;
+		floed_run(cases[i].text, NULL, 10000, &r);
+		cr_expect(r.code > 0 && r.code < 128, "%s: floed exited with %d, want a non-zero exit",
+			  cases[i].what, r.code);
+		char *want = xasprintf("%s:%d:", r.config_path, cases[i].line);
+		char *alt = cases[i].alt_line ? xasprintf("%s:%d:", r.config_path, cases[i].alt_line)
+					      : NULL;
+		cr_expect(strstr(r.output, want) || (alt && strstr(r.output, alt)),
+			  "%s: output lacks \"%s\":\n%s", cases[i].what, want, r.output);
+		free(alt);
+		free(want);
+		floed_run_free(&r);
+	}
+
+	/* A file that does not exist. */
+	struct floed_run r;
+	static const char *const args[] = { "--config", "/nonexistent/floed.yaml", NULL };
+	floed_run(NULL, args, 10000, &r);
+	cr_expect(r.code > 0 && r.code < 128, "missing config: exit %d", r.code);
+	cr_expect(strstr(r.output, "/nonexistent/floed.yaml"), "missing config: output lacks the path:\n%s",
+		  r.output);
+	floed_run_free(&r);
+}
+
+Test(lifecycle, sigterm_lets_in_flight_streams_finish_then_exits_0)
+{
+	struct floed *f = floed_start("shutdown_grace: 30s\n"
+				      "endpoints:\n" HARNESS_SIM_EP("demo", ", \"--token-ms\", \"100\""));
+	struct sim *ref = sim_start("demo", NULL);
+	/* 60 tokens x 100 ms: a 6 s stream. */
+	static const char body[] = "{\"inputs\":\"drain me\",\"parameters\":{\"max_new_tokens\":60}}";
+	size_t want_len;
+	char *want = sim_post(ref, "/generate_stream", body, &want_len);
+	cr_assert(want);
+	cr_assert_eq(generate(f, "demo", NULL), 200);
+
+	static const char *const hdrs[] = { JSON_CT, NULL };
+	struct http_req req = { .url = floed_url(f, "/endpoints/demo/generate_stream"), .body = body,
+				.headers = hdrs, .timeout_ms = 60000 };
+	struct http_bg *bg = http_bg_start(&req);
+	cr_assert(WAIT_UNTIL(http_bg_bytes(bg) > 0, 10000), "the stream did not start");
+	pid_t pids[64];
+	size_t n = floed_replica_pids(f, pids, 64);
+	cr_assert_eq(n, 2, "want one floe-init and one engine, found %zu processes", n);
+
+	cr_assert_eq(floed_signal(f, SIGTERM), 0);
+	/* It stops accepting while the stream is still going. */
+	bool refused = WAIT_UNTIL(({
+					  int fd = raw_connect(f->port);
+					  if (fd >= 0)
+						  close(fd);
+					  fd < 0;
+				  }),
+				  5000);
+	bool streaming_then = !http_bg_done(bg);
+	cr_expect(refused, "floed still accepts connections 5 s after SIGTERM");
+	cr_expect(!refused || streaming_then,
+		  "the listener closed only after the in-flight stream ended");
+
+	struct http_resp *r = http_bg_wait(bg, 40000);
+	cr_assert(r, "the in-flight stream did not end");
+	cr_expect_eq(r->code, CURLE_OK, "the in-flight stream was cut by SIGTERM: %s", r->error);
+	cr_expect_eq(r->status, 200);
+	cr_expect(r->body.len == want_len && memcmp(r->body.data, want, want_len) == 0,
+		  "the drained stream differs from the engine's (%zu vs %zu bytes)", r->body.len, want_len);
+	http_bg_free(bg);
+
+	int code = floed_wait(f, 30000);
+	cr_expect_eq(code, 0, "floed exit code after SIGTERM: %d", code);
+	cr_expect(WAIT_UNTIL(all_dead(pids, n), 5000), "replica processes outlived floed");
+	for (size_t i = 0; i < n; i++)
+		if (proc_alive(pids[i]))
+			kill(pids[i], SIGKILL);
+	free(want);
+	sim_stop(ref);
+	floed_stop(f);
+}
+
+Test(lifecycle, sighup_adds_and_removes_endpoints_and_keeps_unchanged_replicas)
+{
+#define KEEP_EP HARNESS_SIM_EP("keep", ", \"--token-ms\", \"100\"")
+	struct floed *f = floed_start("endpoints:\n" KEEP_EP HARNESS_SIM_EP("gone", ""));
+	struct sim *ref = sim_start("keep", NULL);
+	static const char body[] = "{\"inputs\":\"reload\",\"parameters\":{\"max_new_tokens\":30}}";
+	size_t want_len;
+	char *want = sim_post(ref, "/generate_stream", body, &want_len);
+	cr_assert(want);
+
+	int seq;
+	cr_assert_eq(generate(f, "keep", &seq), 200);
+	cr_assert_eq(seq, 1);
+	cr_assert_eq(generate(f, "gone", NULL), 200);
+	pid_t keep_engine = floed_engine_with_arg(f, "keep");
+	pid_t gone_engine = floed_engine_with_arg(f, "gone");
+	cr_assert(keep_engine > 0 && gone_engine > 0, "engines not found under floed");
+
+	/* A stream to the unchanged endpoint runs across the reload (3 s). */
+	static const char *const hdrs[] = { JSON_CT, NULL };
+	struct http_req req = { .url = floed_url(f, "/endpoints/keep/generate_stream"), .body = body,
+				.headers = hdrs, .timeout_ms = 60000 };
+	struct http_bg *bg = http_bg_start(&req);
+	cr_assert(WAIT_UNTIL(http_bg_bytes(bg) > 0, 10000), "the stream did not start");
+
+	floed_reload(f, "endpoints:\n" KEEP_EP HARNESS_SIM_EP("added", ""));
+
+	cr_expect(WAIT_UNTIL(generate(f, "added", NULL) == 200, 15000),
+		  "the added endpoint is not served after SIGHUP");
+	cr_expect(WAIT_UNTIL(generate(f, "gone", NULL) == 404, 15000),
+		  "the removed endpoint is still served after SIGHUP");
+	struct http_resp r;
+	http_post(floed_url(f, "/endpoints/gone/generate"), GEN_BODY, &r, JSON_CT, NULL);
+	http_assert_error(&r, 404, "not_found");
+	http_resp_free(&r);
+	cr_expect(WAIT_UNTIL(!proc_alive(gone_engine), 15000),
+		  "the removed endpoint's engine %d still runs", (int)gone_engine);
+
+	cr_expect_eq(generate(f, "keep", &seq), 200);
+	cr_expect_eq(seq, 1, "the unchanged endpoint got a new replica (keep-%d)", seq);
+	cr_expect_eq(floed_engine_with_arg(f, "keep"), keep_engine,
+		     "the unchanged endpoint's engine process changed");
+
+	struct http_resp *sr = http_bg_wait(bg, 30000);
+	cr_assert(sr, "the stream across the reload did not end");
+	cr_expect_eq(sr->code, CURLE_OK, "the stream across the reload was cut: %s", sr->error);
+	cr_expect(sr->body.len == want_len && memcmp(sr->body.data, want, want_len) == 0,
+		  "the stream across the reload differs from the engine's (%zu vs %zu bytes)",
+		  sr->body.len, want_len);
+	http_bg_free(bg);
+	cr_expect_eq(floed_metric(f, "floe_cold_starts_total{endpoint=\"keep\",kind=\"fresh\"}"), 1);
+	free(want);
+	sim_stop(ref);
+	FLOED_STOP_OK(f);
+#undef KEEP_EP
+}
+
+Test(lifecycle, sighup_restarts_a_changed_endpoint)
+{
+	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("demo", ", \"--init-ms\", \"100\""));
+	int seq;
+	cr_assert_eq(generate(f, "demo", &seq), 200);
+	cr_assert_eq(seq, 1);
+	pid_t old = floed_engine_with_arg(f, "demo");
+	cr_assert(old > 0);
+
+	floed_reload(f, "endpoints:\n" HARNESS_SIM_EP("demo", ", \"--init-ms\", \"200\""));
+	cr_expect(WAIT_UNTIL(!proc_alive(old), 15000),
+		  "the changed endpoint's old engine %d still runs", (int)old);
+	cr_expect(WAIT_UNTIL(generate(f, "demo", &seq) == 200 && seq > 1, 15000),
+		  "the changed endpoint is not served by a new replica (keep-%d)", seq);
+	pid_t now = floed_engine_with_arg(f, "demo");
+	cr_expect(now > 0 && now != old, "engine pid %d, was %d", (int)now, (int)old);
+	cr_expect(proc_cmdline_has(now, "200"), "the new replica does not run the new args");
+	FLOED_STOP_OK(f);
+}
+
+Test(lifecycle, sighup_with_a_bad_config_keeps_the_old_one)
+{
+	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("demo", ""));
+	int seq;
+	cr_assert_eq(generate(f, "demo", &seq), 200);
+	pid_t engine = floed_engine_with_arg(f, "demo");
+
+	/* The harness header is 4 lines: the bad key is on line 5. */
+	floed_reload(f, "bogus_key: 1\nendpoints:\n" HARNESS_SIM_EP("demo", ""));
+	char *want = xasprintf("%s:5:", f->config_path);
+	cr_expect(WAIT_UNTIL(({
+				     char *log = floed_read_log(f);
+				     bool has = strstr(log, want) != NULL;
+				     free(log);
+				     has;
+			     }),
+			     5000),
+		  "floed did not log \"%s\" for the bad reload", want);
+	free(want);
+	cr_expect_eq(floed_wait(f, 0), -1, "floed exited on a bad reload");
+	cr_expect_eq(generate(f, "demo", &seq), 200, "the old config is not served any more");
+	cr_expect_eq(seq, 1);
+	cr_expect_eq(floed_engine_with_arg(f, "demo"), engine);
+
+	/* A good reload afterwards still works. */
+	floed_reload(f, "endpoints:\n" HARNESS_SIM_EP("demo", "") HARNESS_SIM_EP("second", ""));
+	cr_expect(WAIT_UNTIL(generate(f, "second", NULL) == 200, 15000),
+		  "a good reload after a bad one was not applied");
+	FLOED_STOP_OK(f);
+}
+
+Test(lifecycle, replicas_die_with_floed_on_kill_9)
+{
+	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("a", "") "    scaling:\n"
+								       "      min_replica: 1\n"
+				      HARNESS_SIM_EP("b", "") "    scaling:\n"
+							      "      min_replica: 1\n");
+	pid_t pids[64];
+	cr_assert(WAIT_UNTIL(({
+				     pid_t e[8];
+				     floed_engines(f, e, 8) == 2;
+			     }),
+			     15000),
+		  "min_replica 1 for two endpoints did not give two engines");
+	size_t n = floed_replica_pids(f, pids, 64);
+	cr_assert_eq(n, 4, "want 2 floe-init + 2 engines, found %zu", n);
+
+	cr_assert_eq(floed_signal(f, SIGKILL), 0);
+	cr_assert_eq(floed_wait(f, 5000), 128 + SIGKILL);
+	bool gone = WAIT_UNTIL(all_dead(pids, n), 10000);
+	for (size_t i = 0; i < n; i++) {
+		if (proc_alive(pids[i])) {
+			cr_log_error("replica process %d outlived floed's kill -9", (int)pids[i]);
+			kill(pids[i], SIGKILL);
+		}
+	}
+	cr_expect(gone, "replica processes outlived floed's kill -9");
+	floed_stop(f);
+}
+
+Test(lifecycle, control_plane_health_and_metrics)
+{
+	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("demo", ""));
+	cr_assert_eq(generate(f, "demo", NULL), 200);
+
+	struct http_resp r;
+	cr_expect_eq(http_get(floed_api_url(f, "/healthz"), &r), 200);
+	http_resp_free(&r);
+
+	cr_assert_eq(http_get(floed_api_url(f, "/metrics"), &r), 200);
+	char *ct = http_header(&r, "Content-Type");
+	cr_expect(ct && strncmp(ct, "text/plain", 10) == 0, "/metrics Content-Type %s", ct ? ct : "(none)");
+	free(ct);
+	const char *m = http_body(&r);
+	static const char *const families[] = {
+		"floe_requests_total",		 "floe_request_duration_seconds",
+		"floe_cold_starts_total",	 "floe_cold_start_duration_seconds",
+		"floe_replicas",		 "floe_queue_depth",
+	};
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+		cr_expect(metrics_has_family(m, families[i]), "/metrics lacks %s", families[i]);
+
+	static const struct {
+		const char *series;
+		double value;
+	} series[] = {
+		{ "floe_requests_total{endpoint=\"demo\",code=\"200\"}", 1 },
+		{ "floe_request_duration_seconds_count{endpoint=\"demo\"}", 1 },
+		{ "floe_request_duration_seconds_bucket{endpoint=\"demo\",le=\"+Inf\"}", 1 },
+		{ "floe_cold_starts_total{endpoint=\"demo\",kind=\"fresh\"}", 1 },
+		{ "floe_cold_start_duration_seconds_count{endpoint=\"demo\",kind=\"fresh\"}", 1 },
+		{ "floe_replicas{endpoint=\"demo\",state=\"ready\"}", 1 },
+		{ "floe_queue_depth{endpoint=\"demo\"}", 0 },
+	};
+	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+		double v = metrics_find(m, series[i].series);
+		cr_expect_eq(v, series[i].value, "%s is %g, want %g", series[i].series, v,
+			     series[i].value);
+	}
+	http_resp_free(&r);
+	FLOED_STOP_OK(f);
+}
+
+Test(lifecycle, runs_the_embedded_default_without_config)
+{
+	/* No --config: the embedded default (endpoint demo, sim, 2 s init). */
+	struct floed *f = floed_start_argv(NULL, NULL);
+	struct http_resp r;
+	http_post(floed_url(f, "/endpoints/demo/generate"), GEN_BODY, &r, JSON_CT, NULL);
+	cr_expect_eq(r.status, 200, "default demo endpoint: %ld %s %.200s", r.status, r.error,
+		     http_body(&r));
+	char *st = http_header(&r, "Server-Timing");
+	cr_expect(server_timing_get(st, "cold-start", NULL, NULL, 0),
+		  "the default endpoint does not scale from zero: %s", st ? st : "(none)");
+	free(st);
+	http_resp_free(&r);
+	FLOED_STOP_OK(f);
+}

@@ -135,7 +135,7 @@ static int sim_stop(struct sim *s)
 
 static bool log_contains(struct sim *s, const char *needle)
 {
-	char buf[8192] = { 0 };
+	static char buf[1 << 20];
 	FILE *f = fopen(s->log, "r");
 	if (!f)
 		return false;
@@ -143,6 +143,19 @@ static bool log_contains(struct sim *s, const char *needle)
 	buf[n] = '\0';
 	fclose(f);
 	return strstr(buf, needle) != NULL;
+}
+
+/* The end of every test: each engine still running stops on SIGTERM with status 0, and its log
+ * has no sanitizer report (the suite also runs under ASan and UBSan). */
+static void sims_stop_clean(void)
+{
+	for (int i = 0; i < nsims; i++) {
+		struct sim *s = &sims[i];
+		if (s->pid > 0)
+			cr_assert_eq(sim_stop(s), 0, "floe-sim %d did not exit cleanly", i);
+		cr_assert_not(log_contains(s, "runtime error"), "UBSan report in %s", s->log);
+		cr_assert_not(log_contains(s, "Sanitizer"), "ASan report in %s", s->log);
+	}
 }
 
 static void suite_init(void)
@@ -154,6 +167,12 @@ static void suite_init(void)
 static void suite_fini(void)
 {
 	for (int i = 0; i < nsims; i++) {
+		if (getenv("SIM_TEST_KEEP_LOGS")) {
+			char cmd[128];
+			snprintf(cmd, sizeof(cmd), "cat %s >&2", sims[i].log);
+			if (system(cmd)) {
+			}
+		}
 		if (sims[i].pid > 0) {
 			kill(sims[i].pid, SIGKILL);
 			waitpid(sims[i].pid, NULL, 0);
@@ -361,6 +380,15 @@ static char *raw_exchange(int port, const char *req, size_t len, bool *closed)
 	return out;
 }
 
+/* A raw POST request with the right Content-Length (malloc'd). */
+static char *raw_post(const char *path, const char *body)
+{
+	char *req = NULL;
+	cr_assert(asprintf(&req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n%s", path,
+			   strlen(body), body) > 0);
+	return req;
+}
+
 static int count_substr(const char *s, const char *needle)
 {
 	int n = 0;
@@ -409,6 +437,7 @@ Test(sim, health_and_info)
 	json_decref(j);
 	resp_free(&r);
 	cr_assert(log_contains(s, "listening on 127.0.0.1:"));
+	sims_stop_clean();
 }
 
 Test(sim, keep_alive_reuses_the_connection)
@@ -425,6 +454,7 @@ Test(sim, keep_alive_reuses_the_connection)
 		resp_free(&r);
 	}
 	curl_easy_cleanup(h);
+	sims_stop_clean();
 }
 
 Test(sim, generate_is_deterministic)
@@ -449,6 +479,7 @@ Test(sim, generate_is_deterministic)
 	resp_free(&a);
 	resp_free(&b);
 	resp_free(&c);
+	sims_stop_clean();
 }
 
 Test(sim, generate_stream_sse)
@@ -486,6 +517,7 @@ Test(sim, generate_stream_sse)
 	json_decref(pj);
 	resp_free(&plain);
 	resp_free(&r);
+	sims_stop_clean();
 }
 
 Test(sim, chat_completions)
@@ -515,6 +547,7 @@ Test(sim, chat_completions)
 	json_decref(j);
 	resp_free(&a);
 	resp_free(&b);
+	sims_stop_clean();
 }
 
 /* Streams an OpenAI route and checks chunk framing; returns the concatenated text (malloc'd). */
@@ -574,6 +607,7 @@ Test(sim, chat_completions_stream)
 	free(got);
 	json_decref(j);
 	resp_free(&a);
+	sims_stop_clean();
 }
 
 Test(sim, completions_both_ways)
@@ -599,6 +633,7 @@ Test(sim, completions_both_ways)
 	free(got);
 	json_decref(j);
 	resp_free(&a);
+	sims_stop_clean();
 }
 
 static double norm2(json_t *vec)
@@ -642,6 +677,7 @@ Test(sim, embeddings)
 	json_decref(o);
 	resp_free(&a);
 	resp_free(&b);
+	sims_stop_clean();
 }
 
 Test(sim, metrics)
@@ -655,6 +691,7 @@ Test(sim, metrics)
 		strstr(r.body, "# TYPE sim_running_requests gauge\nsim_running_requests 0\n"));
 	cr_assert_not_null(strstr(r.body, "# TYPE sim_requests_total counter\nsim_requests_total "));
 	resp_free(&r);
+	sims_stop_clean();
 }
 
 Test(sim, max_running_queues_and_disconnect_aborts)
@@ -662,8 +699,7 @@ Test(sim, max_running_queues_and_disconnect_aborts)
 	struct sim *s = sim_start((const char *const[]){ "--token-ms", "100", "--max-running", "1",
 							 NULL });
 	/* Two long generations (50 tokens, 5 s): one runs, one waits for the slot. */
-	const char *req = "POST /generate HTTP/1.1\r\nHost: t\r\nContent-Length: 51\r\n\r\n"
-			  "{\"inputs\":\"a\",\"parameters\":{\"max_new_tokens\":50}}";
+	char *req = raw_post("/generate", "{\"inputs\":\"a\",\"parameters\":{\"max_new_tokens\":50}}");
 	int a = connect_to(s->port), b = connect_to(s->port);
 	cr_assert(a >= 0 && b >= 0);
 	cr_assert_eq(write(a, req, strlen(req)), (ssize_t)strlen(req));
@@ -679,6 +715,7 @@ Test(sim, max_running_queues_and_disconnect_aborts)
 			sleep_ms(10);
 	}
 	cr_assert(seen, "expected one running and one queued request");
+	free(req);
 	/* Clients that go away: their requests are dropped, running and queued. */
 	close(a);
 	close(b);
@@ -692,6 +729,7 @@ Test(sim, max_running_queues_and_disconnect_aborts)
 			sleep_ms(10);
 	}
 	cr_assert(idle, "abandoned requests still counted");
+	sims_stop_clean();
 }
 
 /* ---- tests: errors and protocol ------------------------------------------------------------- */
@@ -742,6 +780,7 @@ Test(sim, error_statuses)
 	/* And it still serves. */
 	cr_assert_eq(http(s, "GET", "/health", NULL, &r), 200);
 	resp_free(&r);
+	sims_stop_clean();
 }
 
 Test(sim, pipelined_requests_answered_in_order)
@@ -763,6 +802,7 @@ Test(sim, pipelined_requests_answered_in_order)
 	/* Nothing is answered after the request that asked to close. */
 	cr_assert_eq(count_substr(out, "HTTP/1.1 "), 3, "%s", out);
 	free(out);
+	sims_stop_clean();
 }
 
 Test(sim, http10_chunked_head_and_malformed)
@@ -819,6 +859,7 @@ Test(sim, http10_chunked_head_and_malformed)
 	struct resp r;
 	cr_assert_eq(http(s, "GET", "/health", NULL, &r), 200);
 	resp_free(&r);
+	sims_stop_clean();
 }
 
 /* ---- tests: timing behaviour, initialisation, memory, signals -------------------------------- */
@@ -847,6 +888,7 @@ Test(sim, stream_is_incremental)
 		     200);
 	cr_assert_geq(now_ms() - t0, 290.0);
 	resp_free(&r);
+	sims_stop_clean();
 }
 
 Test(sim, health_503_while_initialising)
@@ -879,6 +921,7 @@ Test(sim, health_503_while_initialising)
 	cr_assert_eq(http(s, "POST", "/generate", "{\"inputs\":\"x\"}", &g), 200);
 	resp_free(&g);
 	cr_assert(log_contains(s, "ready on 127.0.0.1:"));
+	sims_stop_clean();
 }
 
 Test(sim, listen_after_init_keeps_port_closed)
@@ -900,6 +943,7 @@ Test(sim, listen_after_init_keeps_port_closed)
 	}
 	cr_assert(sim_alive(s));
 	sim_wait_ready(s);
+	sims_stop_clean();
 }
 
 Test(sim, rss_mib_fills_memory)
@@ -924,6 +968,7 @@ Test(sim, rss_mib_fills_memory)
 	cr_assert(json_is_true(json_object_get(j, "memory_verified")));
 	json_decref(j);
 	resp_free(&r);
+	sims_stop_clean();
 }
 
 Test(sim, sigterm_exits_zero)
@@ -931,6 +976,7 @@ Test(sim, sigterm_exits_zero)
 	struct sim *s = sim_start(NULL);
 	cr_assert_eq(sim_stop(s), 0);
 	cr_assert(log_contains(s, "stopped"));
+	sims_stop_clean();
 }
 
 Test(sim, sigterm_finishes_inflight_stream)
@@ -938,9 +984,10 @@ Test(sim, sigterm_finishes_inflight_stream)
 	struct sim *s = sim_start((const char *const[]){ "--token-ms", "100", NULL });
 	int fd = connect_to(s->port);
 	cr_assert(fd >= 0);
-	const char req[] = "POST /generate_stream HTTP/1.1\r\nHost: t\r\nContent-Length: 49\r\n\r\n"
-			   "{\"inputs\":\"a\",\"parameters\":{\"max_new_tokens\":5}}";
-	cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+	char *req = raw_post("/generate_stream",
+			     "{\"inputs\":\"a\",\"parameters\":{\"max_new_tokens\":5}}");
+	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	free(req);
 	struct timeval tv = { 10, 0 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	char *out = NULL, buf[4096];
@@ -966,5 +1013,7 @@ Test(sim, sigterm_finishes_inflight_stream)
 	cr_assert_eq(count_substr(out, "data: "), 5, "stream cut short: %s", out);
 	cr_assert(len >= 5 && strcmp(out + len - 5, "0\r\n\r\n") == 0, "no last chunk: %s", out);
 	free(out);
-	cr_assert_eq(sim_stop(s), 0);
+	int rc = sim_stop(s);
+	cr_assert_eq(rc, 0, "exit status %d", rc);
+	sims_stop_clean();
 }

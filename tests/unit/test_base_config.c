@@ -469,6 +469,10 @@ Test(config, wrong_types)
 		  "t.yaml:4: endpoints[0].ready: expected one of http, tcp, got \"maybe\"" },
 		{ EP "    scaling: []\n", "t.yaml:4: endpoints[0].scaling: expected a mapping, got a list" },
 		{ "- listen\n", "t.yaml:1: expected a mapping at the top level, got a list" },
+		{ "data_dir: /x\napi_listen: 127.0.0.1:8080\n",
+		  "t.yaml:2: api_listen: 127.0.0.1:8080 is also the data plane's address (listen)" },
+		{ "api_listen: 127.0.0.1:9000\nlisten: 0.0.0.0:9000\n",
+		  "t.yaml:1: api_listen: 127.0.0.1:9000 is also the data plane's address (listen)" },
 		{ "just text\n", "t.yaml:1: expected a mapping at the top level, got a string" },
 		{ EP "    model: \"a\\0b\"\n", "t.yaml:4: endpoints[0].model: must not contain a NUL byte" },
 	};
