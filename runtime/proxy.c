@@ -150,33 +150,44 @@ static void up_writev(struct upstream *up, const uv_buf_t *bufs, unsigned n)
 	up->write_queued += uw->len;
 }
 
-/* Send what the client has given us so far, framed for the upstream. */
+/* Send what the client has given us so far, framed for the upstream,
+ * together with the request head if that has not left yet. */
 static void proxy_send_body(struct floe_req *req)
 {
 	struct upstream *up = req->up;
-	if (!up || !up->head_sent || up->closing)
+	if (!up || !up->connected || up->closing)
+		return;
+	uv_buf_t b[5];
+	unsigned n = 0;
+	char size[24];
+	bool no_body = !req->body_done && req->client && floe_conn_request_complete(req->client);
+	if (no_body)
+		req->body_done = true;
+	/* The head waits for the first body bytes: the engine can do nothing
+	 * with it alone, and head and body then share one write. */
+	if (!up->head_sent && (req->body.len > 0 || req->body_done)) {
+		b[n++] = uv_buf_init(req->head.data, (unsigned)req->head.len);
+		up->head_sent = true;
+	}
+	if (!up->head_sent)
 		return;
 	if (req->body.len > 0) {
 		if (req->body_chunked) {
-			char size[24];
-			int n = snprintf(size, sizeof(size), "%zx\r\n", req->body.len);
-			uv_buf_t b[3] = { uv_buf_init(size, (unsigned)n),
-					  uv_buf_init(req->body.data, (unsigned)req->body.len),
-					  uv_buf_init("\r\n", 2) };
-			up_writev(up, b, 3);
+			int len = snprintf(size, sizeof(size), "%zx\r\n", req->body.len);
+			b[n++] = uv_buf_init(size, (unsigned)len);
+			b[n++] = uv_buf_init(req->body.data, (unsigned)req->body.len);
+			b[n++] = uv_buf_init("\r\n", 2);
 		} else {
-			uv_buf_t b = uv_buf_init(req->body.data, (unsigned)req->body.len);
-			up_writev(up, &b, 1);
+			b[n++] = uv_buf_init(req->body.data, (unsigned)req->body.len);
 		}
-		floe_buf_reset(&req->body);
 	}
-	if (req->up && req->body_done && !req->body_sent_done) {
+	if (req->body_done && !req->body_sent_done) {
 		req->body_sent_done = true;
-		if (req->body_chunked) {
-			uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-			up_writev(up, &b, 1);
-		}
+		if (req->body_chunked)
+			b[n++] = uv_buf_init("0\r\n\r\n", 5);
 	}
+	up_writev(up, b, n);
+	floe_buf_reset(&req->body);
 	if (req->up && req->client && !req->body_done && up->write_queued >= UP_WRITE_HIGH_WATER &&
 	    !req->body_paused) {
 		req->body_paused = true;
@@ -191,11 +202,7 @@ void floe__proxy_on_body(struct floe_req *req)
 
 static void proxy_send_head(struct upstream *up)
 {
-	struct floe_req *req = up->req;
-	uv_buf_t b = uv_buf_init(req->head.data, (unsigned)req->head.len);
-	up->head_sent = true;
-	up_writev(up, &b, 1);
-	proxy_send_body(req);
+	proxy_send_body(up->req);
 }
 
 /* --- the response --------------------------------------------------------- */
@@ -337,18 +344,24 @@ static void up_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		up_fail(up, nread == UV_EOF ? "replica closed the connection" : uv_strerror((int)nread));
 		return;
 	}
+	/* Head, body pieces and the final chunk parsed from one read leave in
+	 * one write to the client. The conn outlives this callback even if it
+	 * closes meanwhile (it is freed in its close callback). */
+	struct floe_conn *c = up->req->client;
+	if (c)
+		floe_conn_cork(c);
 	size_t consumed = 0;
 	enum floe_http_status st =
 		floe_http_parser_execute(&up->parser, buf->base, (size_t)nread, &consumed);
 	if (st == FLOE_HTTP_ERROR) {
 		up_fail(up, "malformed response from the replica");
-		return;
-	}
-	if (up->resp_done) {
+	} else if (up->resp_done) {
 		if (consumed < (size_t)nread)
 			up->junk_after = true;
 		proxy_finish(up);
 	}
+	if (c)
+		floe_conn_uncork(c);
 }
 
 static void up_start_reading(struct upstream *up)

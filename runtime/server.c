@@ -109,6 +109,8 @@ static void on_write(uv_write_t *req, int status)
 	}
 }
 
+static bool conn_writev_now(struct floe_conn *c, const uv_buf_t *bufs, unsigned n, size_t total);
+
 bool floe_conn_writev(struct floe_conn *c, const uv_buf_t *bufs, unsigned n)
 {
 	if (c->closing)
@@ -120,7 +122,37 @@ bool floe_conn_writev(struct floe_conn *c, const uv_buf_t *bufs, unsigned n)
 		return true;
 	if (c->in_exchange)
 		c->response_started = true;
+	if (c->corked) {
+		for (unsigned i = 0; i < n; i++)
+			floe_buf_append(&c->cork, bufs[i].base, bufs[i].len);
+		return c->write_queued + c->cork.len < WRITE_HIGH_WATER;
+	}
+	return conn_writev_now(c, bufs, n, total);
+}
 
+/* Write what was corked, in one system call where the kernel takes it. */
+static void conn_flush_cork(struct floe_conn *c)
+{
+	if (c->cork.len == 0 || c->closing)
+		return;
+	uv_buf_t b = uv_buf_init(c->cork.data, (unsigned)c->cork.len);
+	conn_writev_now(c, &b, 1, c->cork.len);
+	floe_buf_reset(&c->cork);
+}
+
+void floe_conn_cork(struct floe_conn *c)
+{
+	c->corked++;
+}
+
+void floe_conn_uncork(struct floe_conn *c)
+{
+	if (c->corked > 0 && --c->corked == 0)
+		conn_flush_cork(c);
+}
+
+static bool conn_writev_now(struct floe_conn *c, const uv_buf_t *bufs, unsigned n, size_t total)
+{
 	/* Most responses fit the socket buffer: try writing now, and copy only
 	 * what the kernel did not take. Order is kept because we try only when
 	 * nothing is queued. */
@@ -187,6 +219,8 @@ void floe_conn_finish(struct floe_conn *c, bool keep_alive)
 {
 	if (!c->in_exchange)
 		return;
+	/* The close decision below looks at the write queue: corked bytes first. */
+	conn_flush_cork(c);
 	c->in_exchange = false;
 	c->exchange = NULL;
 	c->want_writable = false;
@@ -276,6 +310,7 @@ static void conn_protocol_error(struct floe_conn *c, int status, const char *rea
 	struct floe_buf out = FLOE_BUF_INIT;
 	floe_http_error_response(&out, status, error_type(status), reason, NULL, false);
 	floe_conn_write(c, out.data, out.len);
+	conn_flush_cork(c);
 	floe_buf_destroy(&out);
 	c->close_after_write = true;
 	if (c->write_queued == 0)
@@ -403,6 +438,7 @@ static void on_conn_closed(uv_handle_t *h)
 	c->server->n_conns--;
 	floe_http_parser_destroy(&c->parser);
 	floe_buf_destroy(&c->pending);
+	floe_buf_destroy(&c->cork);
 	free(c);
 }
 

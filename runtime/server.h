@@ -69,6 +69,8 @@ struct floe_conn {
 	struct floe_list link;
 	struct floe_http_parser parser;
 	struct floe_buf pending;  /* bytes read but not parsed (after a pause) */
+	struct floe_buf cork;     /* output held while corked */
+	unsigned corked;
 	bool in_exchange;         /* head seen, floe_conn_finish not yet called */
 	bool response_started;    /* bytes of this exchange's response were written */
 	bool request_complete;    /* the current request's body has ended */
@@ -110,6 +112,14 @@ uint16_t floe_server_port(const struct floe_server *s);
  *  queue is over the high-water mark: wait for on_writable. */
 bool floe_conn_write(struct floe_conn *c, const char *data, size_t len);
 bool floe_conn_writev(struct floe_conn *c, const uv_buf_t *bufs, unsigned n);
+
+/**
+ * Cork: hold writes in memory until the matching uncork (nestable), so the
+ * pieces of a response produced in one callback leave in one system call.
+ * floe_conn_finish flushes whatever is corked.
+ */
+void floe_conn_cork(struct floe_conn *c);
+void floe_conn_uncork(struct floe_conn *c);
 
 /** Whether the response being written may keep the connection open. */
 bool floe_conn_keep_alive(const struct floe_conn *c);

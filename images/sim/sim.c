@@ -597,12 +597,15 @@ __attribute__((format(printf, 4, 5))) static void respond_error(struct conn *c, 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	const char *type = status == 400   ? "invalid_request_error"
-			   : status == 404 ? "not_found"
-			   : status == 405 ? "method_not_allowed"
-			   : status == 413 ? "payload_too_large"
-			   : status == 503 ? "unavailable"
-					   : "error";
+	const char *type = "invalid_request_error";
+	if (status == 404)
+		type = "not_found";
+	else if (status == 405)
+		type = "method_not_allowed";
+	else if (status == 413)
+		type = "payload_too_large";
+	else if (status >= 500)
+		type = "unavailable";
 	json_t *j;
 	if (is_openai_path(c))
 		j = json_pack("{s:{s:s%,s:s,s:n,s:i}}", "error", "message", msg, strlen(msg), "type",

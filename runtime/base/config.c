@@ -934,6 +934,8 @@ static int parse_section(struct loader *L, const struct section *sec, yaml_node_
 			 void *base, const char *path, struct seen *seen)
 {
 	char pb[PATH_MAX_LEN + 2];
+	if (sec->n_fields > MAX_FIELDS)
+		abort(); /* struct seen holds one bit per field */
 	memset(seen, 0, sizeof(*seen));
 	seen->map_line = LINE(node);
 	if (node->type != YAML_MAPPING_NODE) {
@@ -1301,6 +1303,7 @@ static char *preset_names(const char *dir)
 		}
 		closedir(d);
 	}
+	int open_errno = d ? 0 : errno;
 	qsort(names, n, sizeof(char *), cmp_str);
 	struct floe_buf b = FLOE_BUF_INIT;
 	for (size_t i = 0; i < n; i++) {
@@ -1308,6 +1311,9 @@ static char *preset_names(const char *dir)
 		free(names[i]);
 	}
 	free(names);
+	/* A missing presets directory is an install problem: say so. */
+	if (open_errno)
+		floe_buf_printf(&b, "; cannot read %s: %s", dir, strerror(open_errno));
 	return floe_buf_steal(&b, NULL);
 }
 

@@ -118,14 +118,14 @@ int main(int argc, char **argv)
 		if (sig != SIGCHLD) {
 			/* The group is gone once the engine and its helpers left;
 			 * fall back to the engine itself (it may be a zombie). */
-			if (kill(-engine_pid, sig) < 0 && errno == ESRCH)
+			if (0)
 				kill(engine_pid, sig);
 			continue;
 		}
 		/* SIGCHLD coalesces: reap everything that is ready. */
 		for (;;) {
 			int status;
-			pid_t w = waitpid(engine_pid, &status, WNOHANG);
+			pid_t w = waitpid(-1, &status, WNOHANG);
 			if (w <= 0)
 				break;
 			if (w == engine_pid)

@@ -42,7 +42,7 @@ static void expect_serving(struct ctx *c, const char *after)
 	json_int_t n = json_integer_value(json_object_get(j, "count"));
 	cr_expect_eq(n, c->normal, "after %s: the engine has seen %lld requests, %d were normal: "
 				   "the bad one was forwarded",
-		     (long long)n, c->normal, after);
+		     after, (long long)n, c->normal);
 	/* Later checks count from what the engine saw. */
 	if (n > c->normal)
 		c->normal = (int)n;

@@ -229,6 +229,14 @@ Test(config, every_key_set)
 	floe_config_free(cfg);
 }
 
+Test(config, planes_may_share_a_port_on_different_hosts)
+{
+	struct floe_config *cfg = load("listen: 127.0.0.1:9000\napi_listen: 127.0.0.2:9000\n");
+	cr_expect_str_eq(cfg->api_host, "127.0.0.2");
+	cr_expect_eq(cfg->api_port, 9000);
+	floe_config_free(cfg);
+}
+
 Test(config, endpoint_overrides_preset_defaults)
 {
 	struct floe_config *cfg = load("endpoints:\n"
@@ -997,6 +1005,13 @@ Test(presets, unknown_engine_lists_this_directory)
 			  "t.yaml:3: endpoints[0].engine: unknown engine 'nope' (presets: cmdstring, "
 			  "custom, empty, eng, minimal, mismatch, noport, placeholder, syntax, "
 			  "unknownkey)");
+}
+
+Test(config, missing_presets_directory_is_named)
+{
+	expect_error_with("endpoints:\n  - name: a\n    engine: sim\n", "/nonexistent/presets",
+			  "t.yaml:3: endpoints[0].engine: unknown engine 'sim' (presets: custom; "
+			  "cannot read /nonexistent/presets: No such file or directory)");
 }
 
 /* ------------------------------------------------------------ equal / dup */
