@@ -1116,8 +1116,25 @@ out:
 	json_decref(req);
 }
 
-/* A deterministic unit vector for a text. */
-static json_t *embedding(const char *text, size_t len)
+/* RFC 4648 base64 of n bytes. */
+static void base64(struct sb *b, const unsigned char *in, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= in[i + 2];
+		char q[4] = { tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
+			      i + 2 < n ? tab[v & 63] : '=' };
+		sb_add(b, q, 4);
+	}
+}
+
+/* A deterministic unit vector for a text; as_base64: the little-endian float32 bytes in base64,
+ * OpenAI's encoding_format "base64" (which the official clients ask for by default). */
+static json_t *embedding(const char *text, size_t len, bool as_base64)
 {
 	double v[EMBED_DIM], norm = 0;
 	uint64_t seed = fnv1a(seed_begin(), text, len);
@@ -1130,6 +1147,21 @@ static json_t *embedding(const char *text, size_t len)
 	for (int i = 0; i < 64; i++)
 		root = 0.5 * (root + norm / root);
 	norm = norm > 0 ? 1.0 / root : 0;
+	if (as_base64) {
+		unsigned char bytes[EMBED_DIM * 4];
+		for (int d = 0; d < EMBED_DIM; d++) {
+			float f = (float)(v[d] * norm);
+			uint32_t u;
+			memcpy(&u, &f, 4);
+			for (int k = 0; k < 4; k++)
+				bytes[d * 4 + k] = (unsigned char)(u >> (8 * k));
+		}
+		struct sb b = { 0 };
+		base64(&b, bytes, sizeof(bytes));
+		json_t *str = json_stringn(b.p, b.len);
+		sb_free(&b);
+		return str;
+	}
 	json_t *a = json_array();
 	for (int d = 0; d < EMBED_DIM; d++)
 		json_array_append_new(a, json_real(v[d] * norm));
@@ -1156,10 +1188,18 @@ static void route_embed(struct conn *c, bool openai)
 			goto out;
 		}
 	}
+	json_t *fmt = openai ? json_object_get(req, "encoding_format") : NULL;
+	bool as_base64 = json_is_string(fmt) && strcmp(json_string_value(fmt), "base64") == 0;
+	if (fmt && !json_is_null(fmt) && !as_base64 &&
+	    !(json_is_string(fmt) && strcmp(json_string_value(fmt), "float") == 0)) {
+		respond_error(c, 400, NULL, "`encoding_format` must be \"float\" or \"base64\"");
+		goto out;
+	}
 	json_t *res = json_array();
 	unsigned words_in = 0;
 	json_array_foreach(list, i, item) {
-		json_t *vec = embedding(json_string_value(item), json_string_length(item));
+		json_t *vec = embedding(json_string_value(item), json_string_length(item),
+					as_base64);
 		words_in += count_words(json_string_value(item));
 		if (openai)
 			json_array_append_new(res, json_pack("{s:s,s:i,s:o}", "object", "embedding",
