@@ -40,6 +40,20 @@ struct daemon {
 	char bindir[PATH_MAX];
 };
 
+/* Replace *host and *port only when text parses, so the config stays whole. */
+static int override_hostport(const char *flag, const char *text, char **host, uint16_t *port,
+			     floe_error *err)
+{
+	char *h = NULL;
+	uint16_t p;
+	if (floe_hostport_parse(text, &h, &p) < 0)
+		return floe_error_set(err, -EINVAL, "%s: expected HOST:PORT, got '%s'", flag, text);
+	free(*host);
+	*host = h;
+	*port = p;
+	return 0;
+}
+
 static int load_config(struct daemon *d, struct floe_config **out, floe_error *err)
 {
 	const struct floe_daemon_opts *o = d->opts;
@@ -53,20 +67,12 @@ static int load_config(struct daemon *d, struct floe_config **out, floe_error *e
 	if (rc < 0)
 		return rc;
 	/* Command-line flags win over the file. */
-	if (o->listen) {
-		free(cfg->listen_host);
-		if (floe_hostport_parse(o->listen, &cfg->listen_host, &cfg->listen_port) < 0) {
-			floe_config_free(cfg);
-			return floe_error_set(err, -EINVAL, "--listen: expected HOST:PORT, got '%s'", o->listen);
-		}
-	}
-	if (o->api_listen) {
-		free(cfg->api_host);
-		if (floe_hostport_parse(o->api_listen, &cfg->api_host, &cfg->api_port) < 0) {
-			floe_config_free(cfg);
-			return floe_error_set(err, -EINVAL, "--api-listen: expected HOST:PORT, got '%s'",
-					      o->api_listen);
-		}
+	if ((o->listen && override_hostport("--listen", o->listen, &cfg->listen_host,
+					    &cfg->listen_port, err) < 0) ||
+	    (o->api_listen && override_hostport("--api-listen", o->api_listen, &cfg->api_host,
+						&cfg->api_port, err) < 0)) {
+		floe_config_free(cfg);
+		return err->code;
 	}
 	if (o->data_dir) {
 		free(cfg->data_dir);

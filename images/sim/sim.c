@@ -41,11 +41,11 @@
 #define FLOE_VERSION "dev"
 #endif
 
-#define MAX_BODY (8u << 20)           /* larger request bodies get 413 */
-#define MAX_HEADER_BYTES (64u << 10)  /* request line + headers, then 431 */
-#define MAX_URL 8192                  /* then 414 */
-#define MAX_PENDING (1u << 20)        /* pipelined bytes kept while busy */
-#define WRITE_HIGH_WATER (1u << 20)   /* stop reading while this much is queued */
+#define MAX_BODY (8u << 20)          /* larger request bodies get 413 */
+#define MAX_HEADER_BYTES (64u << 10) /* request line + headers, then 431 */
+#define MAX_URL 8192                 /* then 414 */
+#define MAX_PENDING (1u << 20)       /* pipelined bytes kept while busy */
+#define WRITE_HIGH_WATER (1u << 20)  /* stop reading while this much is queued */
 #define DEFAULT_TOKENS 16
 #define MAX_TOKENS 4096
 #define EMBED_DIM 32
@@ -167,14 +167,14 @@ static unsigned count_words(const char *s)
 
 /* Plain ASCII words: token text never needs JSON escaping. */
 static const char *const words[] = {
-	"the",     "a",       "model",   "token",   "stream",   "cold",    "start",   "replica",
-	"engine",  "floe",    "river",   "ice",     "north",    "quiet",   "bright",  "signal",
-	"vector",  "layer",   "weight",  "cache",   "prompt",   "answer",  "scale",   "zero",
-	"warm",    "light",   "water",   "stone",   "cloud",    "wind",    "snapshot", "restore",
-	"memory",  "page",    "kernel",  "socket",  "request",  "reply",   "queue",   "batch",
-	"fast",    "slow",    "small",   "large",   "simple",   "careful", "steady",  "drift",
-	"and",     "of",      "to",      "in",      "with",     "over",    "under",   "through",
-	"is",      "runs",    "waits",   "wakes",   "sleeps",   "flows",   "holds",   "returns",
+	"the",    "a",     "model",  "token",  "stream",  "cold",    "start",    "replica",
+	"engine", "floe",  "river",  "ice",    "north",   "quiet",   "bright",   "signal",
+	"vector", "layer", "weight", "cache",  "prompt",  "answer",  "scale",    "zero",
+	"warm",   "light", "water",  "stone",  "cloud",   "wind",    "snapshot", "restore",
+	"memory", "page",  "kernel", "socket", "request", "reply",   "queue",    "batch",
+	"fast",   "slow",  "small",  "large",  "simple",  "careful", "steady",   "drift",
+	"and",    "of",    "to",     "in",     "with",    "over",    "under",    "through",
+	"is",     "runs",  "waits",  "wakes",  "sleeps",  "flows",   "holds",    "returns",
 };
 #define N_WORDS (sizeof(words) / sizeof(words[0]))
 
@@ -236,10 +236,10 @@ static struct {
 
 enum gen_kind {
 	GEN_NONE,
-	GEN_PLAIN,  /* one JSON body after n_tokens * token_ms */
-	GEN_TGI,    /* /generate_stream events */
-	GEN_CHAT,   /* /v1/chat/completions chunks */
-	GEN_COMPL,  /* /v1/completions chunks */
+	GEN_PLAIN, /* one JSON body after n_tokens * token_ms */
+	GEN_TGI,   /* /generate_stream events */
+	GEN_CHAT,  /* /v1/chat/completions chunks */
+	GEN_COMPL, /* /v1/completions chunks */
 };
 
 /* One generation request in progress on a connection (at most one at a time). */
@@ -250,8 +250,8 @@ struct gen {
 	bool hit_limit;     /* finish_reason "length" rather than "stop" */
 	bool include_usage; /* stream_options.include_usage */
 	char id[40];
-	char *model_json;   /* the echoed model name as a JSON literal (owned) */
-	char *body;         /* GEN_PLAIN: the response body (owned) */
+	char *model_json; /* the echoed model name as a JSON literal (owned) */
+	char *body;       /* GEN_PLAIN: the response body (owned) */
 };
 
 struct conn {
@@ -259,25 +259,25 @@ struct conn {
 	uv_timer_t timer; /* token timer, or the lingering-close timer */
 	uv_shutdown_t shutdown_req;
 	llhttp_t parser;
-	struct conn *prev, *next;   /* g.conns */
-	struct conn *qnext;         /* g.queue_head */
+	struct conn *prev, *next; /* g.conns */
+	struct conn *qnext;       /* g.queue_head */
 	int open_handles;
 	/* the request being parsed */
 	struct sb url, body;
 	size_t header_bytes;
 	char hname[8], hval[16];
 	size_t hname_len, hval_len;
-	int err_status;             /* status a parser callback chose before failing */
+	int err_status; /* status a parser callback chose before failing */
 	bool in_message, keep_alive, http10, head, expect;
 	/* connection state */
-	bool busy;                  /* a request is queued or generating: parser paused */
+	bool busy; /* a request is queued or generating: parser paused */
 	bool queued, running;
 	bool in_parse;
-	bool done_reading;          /* the last response of this connection is out */
+	bool done_reading; /* the last response of this connection is out */
 	bool reading, shutting_down, lingering, closing;
-	struct sb pending;          /* bytes received while busy */
+	struct sb pending; /* bytes received while busy */
 	size_t pending_off;
-	struct sb out;              /* response bytes not yet handed to the kernel */
+	struct sb out; /* response bytes not yet handed to the kernel */
 	struct gen gen;
 };
 
@@ -533,16 +533,26 @@ static void on_connection(uv_stream_t *server, int status)
 static const char *reason_phrase(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Payload Too Large";
-	case 414: return "URI Too Long";
-	case 431: return "Request Header Fields Too Large";
-	case 503: return "Service Unavailable";
-	default: return "Internal Server Error";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Payload Too Large";
+	case 414:
+		return "URI Too Long";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
 	}
 }
 
@@ -561,11 +571,12 @@ static const char *connection_header(struct conn *c)
 static void respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
 		    const char *extra_headers)
 {
-	sb_printf(&c->out,
-		  "HTTP/1.1 %d %s\r\nServer: floe-sim\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		  "%s%s\r\n",
-		  status, reason_phrase(status), ctype, len, connection_header(c),
-		  extra_headers ? extra_headers : "");
+	sb_printf(
+		&c->out,
+		"HTTP/1.1 %d %s\r\nServer: floe-sim\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		"%s%s\r\n",
+		status, reason_phrase(status), ctype, len, connection_header(c),
+		extra_headers ? extra_headers : "");
 	if (!c->head)
 		sb_add(&c->out, body, len);
 	if (!c->keep_alive)
@@ -588,9 +599,8 @@ static bool is_openai_path(const struct conn *c)
 
 /* Errors in the caller's dialect: OpenAI's {"error":{"message",...}} under /v1/, TGI's
  * {"error","error_type"} elsewhere. */
-__attribute__((format(printf, 4, 5))) static void respond_error(struct conn *c, int status,
-								 const char *extra_headers,
-								 const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void
+respond_error(struct conn *c, int status, const char *extra_headers, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -608,8 +618,8 @@ __attribute__((format(printf, 4, 5))) static void respond_error(struct conn *c, 
 		type = "unavailable";
 	json_t *j;
 	if (is_openai_path(c))
-		j = json_pack("{s:{s:s%,s:s,s:n,s:i}}", "error", "message", msg, strlen(msg), "type",
-			      type, "param", "code", status);
+		j = json_pack("{s:{s:s%,s:s,s:n,s:i}}", "error", "message", msg, strlen(msg),
+			      "type", type, "param", "code", status);
 	else
 		j = json_pack("{s:s%,s:s}", "error", msg, strlen(msg), "error_type", type);
 	if (!j) /* msg was not UTF-8 (it quotes the client): say less */
@@ -643,11 +653,12 @@ static void stream_head(struct conn *c)
 		  c->http10 ? "" : "Transfer-Encoding: chunked\r\n", connection_header(c));
 	if (gen->kind == GEN_CHAT) {
 		ev.len = 0;
-		sb_printf(&ev,
-			  "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":0,"
-			  "\"model\":%s,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
-			  "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
-			  gen->id, gen->model_json);
+		sb_printf(
+			&ev,
+			"data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":0,"
+			"\"model\":%s,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+			"\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+			gen->id, gen->model_json);
 		sse_event(c, ev.p, ev.len);
 	}
 }
@@ -700,19 +711,21 @@ static void stream_end(struct conn *c)
 	const char *object = gen->kind == GEN_CHAT ? "chat.completion.chunk" : "text_completion";
 	if (gen->kind == GEN_CHAT || gen->kind == GEN_COMPL) {
 		ev.len = 0;
-		sb_printf(&ev,
-			  "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":0,\"model\":%s,"
-			  "\"choices\":[{\"index\":0,%s,\"logprobs\":null,\"finish_reason\":\"%s\"}]}"
-			  "\n\n",
-			  gen->id, object, gen->model_json,
-			  gen->kind == GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"", finish);
+		sb_printf(
+			&ev,
+			"data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":0,\"model\":%s,"
+			"\"choices\":[{\"index\":0,%s,\"logprobs\":null,\"finish_reason\":\"%s\"}]}"
+			"\n\n",
+			gen->id, object, gen->model_json,
+			gen->kind == GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"", finish);
 		if (gen->include_usage)
-			sb_printf(&ev,
-				  "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":0,\"model\":%s,"
-				  "\"choices\":[],\"usage\":{\"prompt_tokens\":%u,"
-				  "\"completion_tokens\":%u,\"total_tokens\":%u}}\n\n",
-				  gen->id, object, gen->model_json, gen->prompt_tokens,
-				  gen->n_tokens, gen->prompt_tokens + gen->n_tokens);
+			sb_printf(
+				&ev,
+				"data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":0,\"model\":%s,"
+				"\"choices\":[],\"usage\":{\"prompt_tokens\":%u,"
+				"\"completion_tokens\":%u,\"total_tokens\":%u}}\n\n",
+				gen->id, object, gen->model_json, gen->prompt_tokens, gen->n_tokens,
+				gen->prompt_tokens + gen->n_tokens);
 		sb_adds(&ev, "data: [DONE]\n\n");
 		sse_event(c, ev.p, ev.len);
 	}
@@ -1048,7 +1061,8 @@ static void route_openai(struct conn *c, bool chat)
 		json_array_foreach(msgs, i, m) {
 			json_t *role = json_object_get(m, "role");
 			if (!json_is_string(role)) {
-				respond_error(c, 400, NULL, "`messages[%zu].role` must be a string", i);
+				respond_error(c, 400, NULL, "`messages[%zu].role` must be a string",
+					      i);
 				goto out;
 			}
 			/* Role and content, separated so that messages cannot run together. */
@@ -1056,8 +1070,10 @@ static void route_openai(struct conn *c, bool chat)
 			sb_adds(&prompt, "\x1f ");
 			if (!chat_content(json_object_get(m, "content"), &prompt,
 					  &gen->prompt_tokens)) {
-				respond_error(c, 400, NULL, "`messages[%zu].content` must be a string or "
-						      "an array of parts", i);
+				respond_error(c, 400, NULL,
+					      "`messages[%zu].content` must be a string or "
+					      "an array of parts",
+					      i);
 				goto out;
 			}
 			sb_adds(&prompt, "\x1e\n");
@@ -1067,7 +1083,8 @@ static void route_openai(struct conn *c, bool chat)
 		if (json_is_array(p) && json_array_size(p) == 1)
 			p = json_array_get(p, 0);
 		if (!json_is_string(p)) {
-			respond_error(c, 400, NULL, "`prompt` must be a string (or an array of one)");
+			respond_error(c, 400, NULL,
+				      "`prompt` must be a string (or an array of one)");
 			goto out;
 		}
 		sb_add(&prompt, json_string_value(p), json_string_length(p));
@@ -1093,12 +1110,13 @@ static void route_openai(struct conn *c, bool chat)
 	} else {
 		struct sb text = { 0 };
 		gen_text(&text, gen);
-		json_t *choice = chat ? json_pack("{s:i,s:{s:s,s:s},s:n,s:s}", "index", 0, "message",
-						  "role", "assistant", "content", text.p, "logprobs",
-						  "finish_reason", gen->hit_limit ? "length" : "stop")
-				      : json_pack("{s:i,s:s,s:n,s:s}", "index", 0, "text", text.p,
-						  "logprobs", "finish_reason",
-						  gen->hit_limit ? "length" : "stop");
+		json_t *choice =
+			chat ? json_pack("{s:i,s:{s:s,s:s},s:n,s:s}", "index", 0, "message", "role",
+					 "assistant", "content", text.p, "logprobs",
+					 "finish_reason", gen->hit_limit ? "length" : "stop") :
+			       json_pack("{s:i,s:s,s:n,s:s}", "index", 0, "text", text.p,
+					 "logprobs", "finish_reason",
+					 gen->hit_limit ? "length" : "stop");
 		json_t *r = json_pack("{s:s,s:s,s:i,s:o,s:[o],s:{s:i,s:i,s:i}}", "id", gen->id,
 				      "object", chat ? "chat.completion" : "text_completion",
 				      "created", 0, "model", model_value(req), "choices", choice,
@@ -1119,15 +1137,16 @@ out:
 /* RFC 4648 base64 of n bytes. */
 static void base64(struct sb *b, const unsigned char *in, size_t n)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	for (size_t i = 0; i < n; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16;
 		if (i + 1 < n)
 			v |= (uint32_t)in[i + 1] << 8;
 		if (i + 2 < n)
 			v |= in[i + 2];
-		char q[4] = { tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
-			      i + 2 < n ? tab[v & 63] : '=' };
+		char q[4] = { tab[v >> 18], tab[(v >> 12) & 63],
+			      i + 1 < n ? tab[(v >> 6) & 63] : '=', i + 2 < n ? tab[v & 63] : '=' };
 		sb_add(b, q, 4);
 	}
 }
@@ -1179,7 +1198,8 @@ static void route_embed(struct conn *c, bool openai)
 	json_t *list = json_is_string(in) ? json_pack("[O]", in) : json_incref(in);
 	size_t i;
 	if (!json_is_array(list) || json_array_size(list) == 0) {
-		respond_error(c, 400, NULL, "`%s` must be a string or a non-empty array of strings", key);
+		respond_error(c, 400, NULL, "`%s` must be a string or a non-empty array of strings",
+			      key);
 		goto out;
 	}
 	json_array_foreach(list, i, item) {
@@ -1198,8 +1218,8 @@ static void route_embed(struct conn *c, bool openai)
 	json_t *res = json_array();
 	unsigned words_in = 0;
 	json_array_foreach(list, i, item) {
-		json_t *vec = embedding(json_string_value(item), json_string_length(item),
-					as_base64);
+		json_t *vec =
+			embedding(json_string_value(item), json_string_length(item), as_base64);
 		words_in += count_words(json_string_value(item));
 		if (openai)
 			json_array_append_new(res, json_pack("{s:s,s:i,s:o}", "object", "embedding",
@@ -1209,8 +1229,8 @@ static void route_embed(struct conn *c, bool openai)
 	}
 	if (openai) {
 		res = json_pack("{s:s,s:o,s:o,s:{s:i,s:i}}", "object", "list", "data", res, "model",
-				model_value(req), "usage",
-				"prompt_tokens", words_in, "total_tokens", words_in);
+				model_value(req), "usage", "prompt_tokens", words_in,
+				"total_tokens", words_in);
 	}
 	respond_json(c, 200, res, JSON_REAL_PRECISION(8), NULL);
 out:
@@ -1218,14 +1238,35 @@ out:
 	json_decref(req);
 }
 
-static void route_generate(struct conn *c) { route_tgi(c, false); }
-static void route_generate_stream(struct conn *c) { route_tgi(c, true); }
-static void route_chat(struct conn *c) { route_openai(c, true); }
-static void route_completions(struct conn *c) { route_openai(c, false); }
-static void route_tei_embed(struct conn *c) { route_embed(c, false); }
-static void route_oai_embed(struct conn *c) { route_embed(c, true); }
+static void route_generate(struct conn *c)
+{
+	route_tgi(c, false);
+}
+static void route_generate_stream(struct conn *c)
+{
+	route_tgi(c, true);
+}
+static void route_chat(struct conn *c)
+{
+	route_openai(c, true);
+}
+static void route_completions(struct conn *c)
+{
+	route_openai(c, false);
+}
+static void route_tei_embed(struct conn *c)
+{
+	route_embed(c, false);
+}
+static void route_oai_embed(struct conn *c)
+{
+	route_embed(c, true);
+}
 
-enum { M_GET = 1, M_POST = 2 };
+enum {
+	M_GET = 1,
+	M_POST = 2
+};
 
 static const struct route {
 	const char *path;
@@ -1261,13 +1302,14 @@ static void handle_request(struct conn *c)
 		}
 	}
 	if (!r) {
-		respond_error(c, 404, NULL, "no route for %.*s", (int)(plen > 200 ? 200 : plen), c->url.p);
+		respond_error(c, 404, NULL, "no route for %.*s", (int)(plen > 200 ? 200 : plen),
+			      c->url.p);
 		return;
 	}
 	uint8_t method = llhttp_get_method(&c->parser);
-	unsigned m = method == HTTP_GET || method == HTTP_HEAD ? M_GET
-		     : method == HTTP_POST			 ? M_POST
-								 : 0;
+	unsigned m = method == HTTP_GET || method == HTTP_HEAD ? M_GET :
+		     method == HTTP_POST                       ? M_POST :
+								 0;
 	if (!(r->methods & m)) {
 		char allow[40];
 		snprintf(allow, sizeof(allow), "Allow: %s\r\n",
@@ -1407,8 +1449,8 @@ static void conn_reject(struct conn *c, llhttp_errno_t err)
 	c->head = false;
 	c->url.len = 0; /* plain error dialect */
 	if (status == 400)
-		respond_error(c, 400, NULL, "malformed HTTP request: %s (%s)", llhttp_errno_name(err),
-			      c->parser.reason ? c->parser.reason : "?");
+		respond_error(c, 400, NULL, "malformed HTTP request: %s (%s)",
+			      llhttp_errno_name(err), c->parser.reason ? c->parser.reason : "?");
 	else if (status == 413)
 		respond_error(c, 413, NULL, "request body over %u bytes", MAX_BODY);
 	else
@@ -1528,8 +1570,8 @@ static int start_listening(void)
 	int len = sizeof(ss);
 	if ((err = uv_tcp_getsockname(&g.listener, (struct sockaddr *)&ss, &len)) < 0)
 		return err;
-	g.bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						     : ((struct sockaddr_in *)&ss)->sin_port);
+	g.bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+							((struct sockaddr_in *)&ss)->sin_port);
 	g.listening = true;
 	return 0;
 }
@@ -1620,23 +1662,42 @@ static void parse_args(int argc, char **argv)
 			ok = parse_u64(optarg, 65535, &v);
 			opt.port = (int)v;
 			break;
-		case 'H': opt.host = optarg; break;
-		case 'i': ok = parse_u64(optarg, 24ULL * 3600 * 1000, &opt.init_ms); break;
-		case 'r': ok = parse_u64(optarg, 1ULL << 20, &opt.rss_mib); break;
-		case 't': ok = parse_u64(optarg, 3600ULL * 1000, &opt.token_ms); break;
-		case 'm': ok = *optarg != '\0'; opt.model = optarg; break;
+		case 'H':
+			opt.host = optarg;
+			break;
+		case 'i':
+			ok = parse_u64(optarg, 24ULL * 3600 * 1000, &opt.init_ms);
+			break;
+		case 'r':
+			ok = parse_u64(optarg, 1ULL << 20, &opt.rss_mib);
+			break;
+		case 't':
+			ok = parse_u64(optarg, 3600ULL * 1000, &opt.token_ms);
+			break;
+		case 'm':
+			ok = *optarg != '\0';
+			opt.model = optarg;
+			break;
 		case 'M':
 			ok = parse_u64(optarg, 1u << 20, &v);
 			opt.max_running = (unsigned)v;
 			break;
-		case 'L': opt.listen_after_init = true; break;
-		case 'h': usage(stdout); exit(0);
-		case 'V': printf("floe-sim %s\n", FLOE_VERSION); exit(0);
-		default: usage(stderr); exit(2);
+		case 'L':
+			opt.listen_after_init = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("floe-sim %s\n", FLOE_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 		if (!ok) {
-			fprintf(stderr, "floe-sim: bad value for --%s: '%s'\n",
-				lopts[li].name, optarg);
+			fprintf(stderr, "floe-sim: bad value for --%s: '%s'\n", lopts[li].name,
+				optarg);
 			usage(stderr);
 			exit(2);
 		}
@@ -1680,7 +1741,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "floe-sim: listening on %s:%d, init %" PRIu64 " ms\n", opt.host,
 			g.bound_port, opt.init_ms);
 	} else {
-		fprintf(stderr, "floe-sim: initialising for %" PRIu64 " ms, then listening on %s:%d\n",
+		fprintf(stderr,
+			"floe-sim: initialising for %" PRIu64 " ms, then listening on %s:%d\n",
 			opt.init_ms, opt.host, opt.port);
 	}
 

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,8 @@ static void sleep_ms(int ms)
 static int free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	cr_assert(fd >= 0);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -240,8 +242,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /* One request on a (possibly reused) curl handle. Returns the status, 0 if none came. */
-static long http_on(CURL *h, struct sim *s, const char *method, const char *path,
-		    const char *body, struct resp *r)
+static long http_on(CURL *h, struct sim *s, const char *method, const char *path, const char *body,
+		    struct resp *r)
 {
 	char url[512];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->port, path);
@@ -342,7 +344,8 @@ static int sse_split(const char *body, char **out, int max)
 	int n = 0;
 	const char *p = body;
 	while (*p && n < max) {
-		cr_assert(strncmp(p, "data: ", 6) == 0, "event does not start with 'data: ': %.60s", p);
+		cr_assert(strncmp(p, "data: ", 6) == 0, "event does not start with 'data: ': %.60s",
+			  p);
 		const char *end = strstr(p, "\n\n");
 		cr_assert_not_null(end, "event not terminated by a blank line");
 		out[n++] = strndup(p + 6, (size_t)(end - p - 6));
@@ -358,7 +361,8 @@ static int sse_split(const char *body, char **out, int max)
 static char *raw_exchange(int port, const char *req, size_t len, bool *closed)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	struct timeval tv = { 5, 0 };
@@ -384,8 +388,8 @@ static char *raw_exchange(int port, const char *req, size_t len, bool *closed)
 static char *raw_post(const char *path, const char *body)
 {
 	char *req = NULL;
-	cr_assert(asprintf(&req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n%s", path,
-			   strlen(body), body) > 0);
+	cr_assert(asprintf(&req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n%s",
+			   path, strlen(body), body) > 0);
 	return req;
 }
 
@@ -400,7 +404,8 @@ static int count_substr(const char *s, const char *needle)
 static int connect_to(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	int err = errno;
@@ -460,7 +465,8 @@ Test(sim, keep_alive_reuses_the_connection)
 Test(sim, generate_is_deterministic)
 {
 	struct sim *s = sim_start(NULL);
-	const char *req = "{\"inputs\":\"What is deep learning?\",\"parameters\":{\"max_new_tokens\":5}}";
+	const char *req =
+		"{\"inputs\":\"What is deep learning?\",\"parameters\":{\"max_new_tokens\":5}}";
 	struct resp a, b, c;
 	cr_assert_eq(http(s, "POST", "/generate", req, &a), 200);
 	cr_assert_eq(http(s, "POST", "/generate", req, &b), 200);
@@ -468,10 +474,11 @@ Test(sim, generate_is_deterministic)
 	json_t *j = parse_json(&a);
 	const char *text = jstr(j, "generated_text");
 	cr_assert_eq(count_words(text), 5, "expected 5 tokens in '%s'", text);
-	cr_assert_eq(http(s, "POST", "/generate",
-			  "{\"inputs\":\"Something else entirely\",\"parameters\":{\"max_new_tokens\":5}}",
-			  &c),
-		     200);
+	cr_assert_eq(
+		http(s, "POST", "/generate",
+		     "{\"inputs\":\"Something else entirely\",\"parameters\":{\"max_new_tokens\":5}}",
+		     &c),
+		200);
 	json_t *k = parse_json(&c);
 	cr_assert_str_neq(text, jstr(k, "generated_text"), "different prompts, same text");
 	json_decref(j);
@@ -565,12 +572,13 @@ static char *openai_stream(struct sim *s, const char *path, const char *req, boo
 	for (int i = 0; i < n - 1; i++) {
 		json_t *e = json_loads(ev[i], 0, NULL);
 		cr_assert_not_null(e, "chunk %d is not JSON: %s", i, ev[i]);
-		cr_assert_str_eq(jstr(e, "object"), chat ? "chat.completion.chunk" : "text_completion");
+		cr_assert_str_eq(jstr(e, "object"),
+				 chat ? "chat.completion.chunk" : "text_completion");
 		json_t *ch = json_array_get(json_object_get(e, "choices"), 0);
 		cr_assert_not_null(ch);
 		const char *t = chat ? json_string_value(json_object_get(
-					       json_object_get(ch, "delta"), "content"))
-				     : jstr(ch, "text");
+					       json_object_get(ch, "delta"), "content")) :
+				       jstr(ch, "text");
 		if (chat && i == 0)
 			cr_assert_str_eq(jstr(json_object_get(ch, "delta"), "role"), "assistant");
 		if (t)
@@ -590,19 +598,21 @@ Test(sim, chat_completions_stream)
 {
 	struct sim *s = sim_start(NULL);
 	struct resp a;
-	cr_assert_eq(http(s, "POST", "/v1/chat/completions",
-			  "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"hey\"}],"
-			  "\"max_tokens\":6}",
-			  &a),
-		     200);
+	cr_assert_eq(
+		http(s, "POST", "/v1/chat/completions",
+		     "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"hey\"}],"
+		     "\"max_tokens\":6}",
+		     &a),
+		200);
 	json_t *j = parse_json(&a);
-	const char *want = jstr(json_object_get(json_array_get(json_object_get(j, "choices"), 0),
-						"message"),
-				"content");
-	char *got = openai_stream(s, "/v1/chat/completions",
-				  "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":"
-				  "\"hey\"}],\"max_tokens\":6,\"stream\":true}",
-				  true);
+	const char *want =
+		jstr(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+		     "content");
+	char *got =
+		openai_stream(s, "/v1/chat/completions",
+			      "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":"
+			      "\"hey\"}],\"max_tokens\":6,\"stream\":true}",
+			      true);
 	cr_assert_str_eq(got, want, "streamed and non-streamed text differ");
 	free(got);
 	json_decref(j);
@@ -624,9 +634,9 @@ Test(sim, completions_both_ways)
 	/* No max_tokens: the default 16 tokens, ending naturally. */
 	cr_assert_eq(count_words(jstr(ch, "text")), 16);
 	cr_assert_str_eq(jstr(ch, "finish_reason"), "stop");
-	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "usage"),
-							"prompt_tokens")),
-		     4);
+	cr_assert_eq(
+		json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens")),
+		4);
 	char *got = openai_stream(s, "/v1/completions",
 				  "{\"prompt\":\"Once upon a time\",\"stream\":true}", false);
 	cr_assert_str_eq(got, jstr(ch, "text"));
@@ -649,6 +659,30 @@ static double norm2(json_t *vec)
 	return sum;
 }
 
+/* Decodes base64 into out; returns the byte count, or 0 on a bad string. */
+static size_t unbase64(const char *s, unsigned char *out, size_t max)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (; *s && *s != '='; s++) {
+		const char *p = strchr(tab, *s);
+		if (!p)
+			return 0;
+		acc = acc << 6 | (uint32_t)(p - tab);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n == max)
+				return 0;
+			out[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	return n;
+}
+
 Test(sim, embeddings)
 {
 	struct sim *s = sim_start(NULL);
@@ -662,8 +696,9 @@ Test(sim, embeddings)
 	cr_assert(n1 > 0.999 && n1 < 1.001, "not normalised: %f", n1);
 	cr_assert_not(json_equal(json_array_get(j, 0), json_array_get(j, 1)));
 
-	cr_assert_eq(http(s, "POST", "/v1/embeddings", "{\"input\":\"alpha\",\"model\":\"e5\"}", &b),
-		     200);
+	cr_assert_eq(
+		http(s, "POST", "/v1/embeddings", "{\"input\":\"alpha\",\"model\":\"e5\"}", &b),
+		200);
 	json_t *o = parse_json(&b);
 	cr_assert_str_eq(jstr(o, "object"), "list");
 	cr_assert_str_eq(jstr(o, "model"), "e5");
@@ -673,6 +708,26 @@ Test(sim, embeddings)
 	/* The same text gives the same vector on both routes. */
 	cr_assert(json_equal(json_object_get(d0, "embedding"), json_array_get(j, 0)));
 	cr_assert(json_is_integer(json_object_get(json_object_get(o, "usage"), "prompt_tokens")));
+
+	/* encoding_format "base64" (the openai clients' default): little-endian float32 bytes. */
+	struct resp c;
+	cr_assert_eq(http(s, "POST", "/v1/embeddings",
+			  "{\"input\":[\"alpha\"],\"encoding_format\":\"base64\"}", &c),
+		     200);
+	json_t *e = parse_json(&c);
+	const char *b64 = jstr(json_array_get(json_object_get(e, "data"), 0), "embedding");
+	unsigned char raw[32 * 4];
+	cr_assert_eq(unbase64(b64, raw, sizeof(raw)), sizeof(raw));
+	for (int d = 0; d < 32; d++) {
+		uint32_t u = raw[d * 4] | raw[d * 4 + 1] << 8 | raw[d * 4 + 2] << 16 |
+			     (uint32_t)raw[d * 4 + 3] << 24;
+		float f;
+		memcpy(&f, &u, 4);
+		double want = json_number_value(json_array_get(json_array_get(j, 0), d));
+		cr_assert(f - want < 1e-6 && want - f < 1e-6, "dimension %d: %f vs %f", d, f, want);
+	}
+	json_decref(e);
+	resp_free(&c);
 	json_decref(j);
 	json_decref(o);
 	resp_free(&a);
@@ -689,17 +744,19 @@ Test(sim, metrics)
 	cr_assert_not_null(strstr(r.body, "# TYPE sim_queue_size gauge\nsim_queue_size 0\n"));
 	cr_assert_not_null(
 		strstr(r.body, "# TYPE sim_running_requests gauge\nsim_running_requests 0\n"));
-	cr_assert_not_null(strstr(r.body, "# TYPE sim_requests_total counter\nsim_requests_total "));
+	cr_assert_not_null(
+		strstr(r.body, "# TYPE sim_requests_total counter\nsim_requests_total "));
 	resp_free(&r);
 	sims_stop_clean();
 }
 
 Test(sim, max_running_queues_and_disconnect_aborts)
 {
-	struct sim *s = sim_start((const char *const[]){ "--token-ms", "100", "--max-running", "1",
-							 NULL });
+	struct sim *s =
+		sim_start((const char *const[]){ "--token-ms", "100", "--max-running", "1", NULL });
 	/* Two long generations (50 tokens, 5 s): one runs, one waits for the slot. */
-	char *req = raw_post("/generate", "{\"inputs\":\"a\",\"parameters\":{\"max_new_tokens\":50}}");
+	char *req =
+		raw_post("/generate", "{\"inputs\":\"a\",\"parameters\":{\"max_new_tokens\":50}}");
 	int a = connect_to(s->port), b = connect_to(s->port);
 	cr_assert(a >= 0 && b >= 0);
 	cr_assert_eq(write(a, req, strlen(req)), (ssize_t)strlen(req));
@@ -757,11 +814,13 @@ Test(sim, error_statuses)
 	expect_error(s, "POST", "/generate", "{not json", 400);
 	expect_error(s, "POST", "/generate", "[1,2]", 400);
 	expect_error(s, "POST", "/generate", "{\"parameters\":{}}", 400);
-	expect_error(s, "POST", "/generate", "{\"inputs\":\"x\",\"parameters\":{\"max_new_tokens\":0}}",
-		     400);
+	expect_error(s, "POST", "/generate",
+		     "{\"inputs\":\"x\",\"parameters\":{\"max_new_tokens\":0}}", 400);
 	expect_error(s, "POST", "/v1/chat/completions", "{\"model\":\"m\"}", 400);
-	expect_error(s, "POST", "/v1/chat/completions", "{\"messages\":[{\"content\":\"x\"}]}", 400);
-	expect_error(s, "POST", "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":\"many\"}", 400);
+	expect_error(s, "POST", "/v1/chat/completions", "{\"messages\":[{\"content\":\"x\"}]}",
+		     400);
+	expect_error(s, "POST", "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":\"many\"}",
+		     400);
 	expect_error(s, "POST", "/embed", "{\"inputs\":[1]}", 400);
 	expect_error(s, "POST", "/v1/embeddings", "{}", 400);
 
@@ -819,12 +878,13 @@ Test(sim, http10_chunked_head_and_malformed)
 	free(out);
 
 	/* A chunked request body, then Connection: close. */
-	const char chunked[] = "POST /generate HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-			       "Connection: close\r\n\r\n"
-			       "a\r\n{\"inputs\":\r\n"
-			       "f\r\n\"a b\",\"paramete\r\n"
-			       "19\r\nrs\":{\"max_new_tokens\":2}}\r\n"
-			       "0\r\n\r\n";
+	const char chunked[] =
+		"POST /generate HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+		"Connection: close\r\n\r\n"
+		"a\r\n{\"inputs\":\r\n"
+		"f\r\n\"a b\",\"paramete\r\n"
+		"19\r\nrs\":{\"max_new_tokens\":2}}\r\n"
+		"0\r\n\r\n";
 	out = raw_exchange(s->port, chunked, sizeof(chunked) - 1, &closed);
 	cr_assert(closed);
 	cr_assert_eq(strncmp(out, "HTTP/1.1 200 ", 13), 0, "%s", out);
@@ -876,8 +936,8 @@ Test(sim, stream_is_incremental)
 		     200);
 	cr_assert_eq(r.events, 5);
 	cr_assert_geq(r.t_last_event - r.t_first_event, 300.0,
-		      "events arrived together: first at %.0f ms, last at %.0f ms",
-		      r.t_first_event, r.t_last_event);
+		      "events arrived together: first at %.0f ms, last at %.0f ms", r.t_first_event,
+		      r.t_last_event);
 	cr_assert_geq(r.t_last_event, 400.0);
 	resp_free(&r);
 
@@ -893,7 +953,7 @@ Test(sim, stream_is_incremental)
 
 Test(sim, health_503_while_initialising)
 {
-	struct sim *s = sim_spawn((const char *const[]){ "--init-ms", "1500", NULL });
+	struct sim *s = sim_spawn((const char *const[]){ "--init-ms", "3000", NULL });
 	struct resp r;
 	long st = 0;
 	for (int i = 0; i < 500 && st == 0; i++) {
@@ -926,8 +986,8 @@ Test(sim, health_503_while_initialising)
 
 Test(sim, listen_after_init_keeps_port_closed)
 {
-	struct sim *s = sim_spawn((const char *const[]){ "--init-ms", "1500", "--listen-after-init",
-							 NULL });
+	struct sim *s = sim_spawn(
+		(const char *const[]){ "--init-ms", "1500", "--listen-after-init", NULL });
 	/* Wait for the start line, so the port is checked while the engine is initialising. */
 	for (int i = 0; i < 500 && !log_contains(s, "initialising"); i++)
 		sleep_ms(5);
