@@ -104,14 +104,16 @@ static void on_up_write(uv_write_t *w, int status)
 	}
 }
 
-/* Write to the replica; what the kernel does not take now is copied. */
-static void up_writev(struct upstream *up, const uv_buf_t *bufs, unsigned n)
+/* Write to the replica; what the kernel does not take now is copied.
+ * Returns -1 when the write failed: the request has then been answered 502
+ * and freed, and the caller must not touch it. */
+static int up_writev(struct upstream *up, const uv_buf_t *bufs, unsigned n)
 {
 	size_t total = 0;
 	for (unsigned i = 0; i < n; i++)
 		total += bufs[i].len;
 	if (total == 0 || up->closing)
-		return;
+		return 0;
 	size_t skip = 0;
 	if (up->write_queued == 0) {
 		int r = uv_try_write((uv_stream_t *)&up->tcp, bufs, n);
@@ -119,10 +121,10 @@ static void up_writev(struct upstream *up, const uv_buf_t *bufs, unsigned n)
 			skip = (size_t)r;
 		else if (r < 0 && r != UV_EAGAIN) {
 			up_fail(up, uv_strerror(r));
-			return;
+			return -1;
 		}
 		if (skip == total)
-			return;
+			return 0;
 	}
 	struct up_write *uw = xmalloc(sizeof(*uw) + total - skip);
 	uw->up = up;
@@ -145,9 +147,10 @@ static void up_writev(struct upstream *up, const uv_buf_t *bufs, unsigned n)
 	if (rc < 0) {
 		free(uw);
 		up_fail(up, uv_strerror(rc));
-		return;
+		return -1;
 	}
 	up->write_queued += uw->len;
+	return 0;
 }
 
 /* Send what the client has given us so far, framed for the upstream,
@@ -186,12 +189,18 @@ static void proxy_send_body(struct floe_req *req)
 		if (req->body_chunked)
 			b[n++] = uv_buf_init("0\r\n\r\n", 5);
 	}
-	up_writev(up, b, n);
+	if (up_writev(up, b, n) < 0)
+		return; /* answered 502 and freed */
 	floe_buf_reset(&req->body);
-	if (req->up && req->client && !req->body_done && up->write_queued >= UP_WRITE_HIGH_WATER &&
-	    !req->body_paused) {
+	if (!req->client || req->body_done)
+		return;
+	if (up->write_queued >= UP_WRITE_HIGH_WATER && !req->body_paused) {
 		req->body_paused = true;
 		floe_conn_pause_body(req->client);
+	} else if (req->body_paused && up->write_queued < UP_WRITE_LOW_WATER) {
+		/* Paused while held (body buffered up to its cap): go on now. */
+		req->body_paused = false;
+		floe_conn_resume_body(req->client);
 	}
 }
 
