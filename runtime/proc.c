@@ -7,6 +7,10 @@
  * multi-threaded) floed that glibc does not know was forked: it may only make
  * async-signal-safe calls, on data prepared by the parent. Nothing in it
  * allocates.
+ *
+ * PR_SET_PDEATHSIG fires when the *thread* that cloned the child exits, not
+ * the process: spawn from the loop thread (which lives as long as floed),
+ * never from a short-lived worker thread.
  */
 #define LOG_TAG "proc"
 
@@ -37,7 +41,7 @@ extern char **environ;
 /* Must match floe-init's forwarded set: they stay blocked across execve so a
  * signal sent before floe-init reaches sigwaitinfo() is queued, not lost
  * (PID 1 of a namespace discards default-disposition signals). */
-static const int init_blocked[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD};
+static const int init_blocked[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD };
 
 /* Everything the child needs, built before clone3. */
 struct child_args {
@@ -169,7 +173,8 @@ static char **build_envp(const struct floe_proc_spec *spec)
 		size_t klen = eq ? (size_t)(eq - *e) : strlen(*e);
 		int overridden = 0;
 		for (size_t i = 0; i < spec->n_env; i++)
-			if (strlen(spec->env[i].key) == klen && memcmp(spec->env[i].key, *e, klen) == 0)
+			if (strlen(spec->env[i].key) == klen &&
+			    memcmp(spec->env[i].key, *e, klen) == 0)
 				overridden = 1;
 		if (!overridden)
 			envp[k++] = xstrdup(*e);
@@ -187,11 +192,11 @@ static char **build_envp(const struct floe_proc_spec *spec)
 	return envp;
 }
 
-static void free_strv(char **v, size_t skip)
+static void free_strv(char **v)
 {
 	if (!v)
 		return;
-	for (size_t i = skip; v[i]; i++)
+	for (size_t i = 0; v[i]; i++)
 		free(v[i]);
 	free(v);
 }
@@ -234,7 +239,7 @@ static void log_append(struct floe_proc *p, const char *data, size_t len)
 			if (p->log_bytes + len > p->log_max_bytes && p->log_bytes > 0)
 				log_rotate(p);
 			if (p->log_bytes >= p->log_max_bytes)
-				p->log_bytes = 0; /* rotation failed twice over: don't spin */
+				p->log_bytes = 0; /* rotation and truncation failed: no underflow */
 			if (n > p->log_max_bytes - p->log_bytes)
 				n = p->log_max_bytes - p->log_bytes;
 		}
@@ -271,7 +276,8 @@ static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	} else if (nread < 0) {
 		/* EOF: every writer (the whole replica) is gone. */
 		if (nread != UV_EOF)
-			log_warn("log pipe of replica %d: %s", (int)p->pid, uv_strerror((int)nread));
+			log_warn("log pipe of replica %d: %s", (int)p->pid,
+				 uv_strerror((int)nread));
 		uv_read_stop(s);
 	}
 }
@@ -365,10 +371,11 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 	p->log_max_bytes = spec->log_max_bytes;
 
 	if (!spec->argv || !spec->argv[0] || !spec->init_path || !spec->log_path)
-		return floe_error_set(err, -EINVAL, "replica spec needs argv, init_path and log_path");
+		return floe_error_set(err, -EINVAL,
+				      "replica spec needs argv, init_path and log_path");
 
 	int rc;
-	int pipefd[2] = {-1, -1};
+	int pipefd[2] = { -1, -1 };
 	int devnull = -1;
 	struct child_args a;
 	memset(&a, 0, sizeof(a));
@@ -388,10 +395,23 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 	/* The read end is libuv's (non-blocking); the engine's end stays blocking. */
 	pipefd[0] = above_stdio(pipefd[0]);
 	pipefd[1] = above_stdio(pipefd[1]);
-	devnull = above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
-	if (pipefd[0] < 0 || pipefd[1] < 0 || devnull < 0 ||
-	    fcntl(pipefd[0], F_SETFL, O_NONBLOCK) < 0) {
-		rc = floe_error_set(err, -EMFILE, "log pipe: cannot set up descriptors");
+	if (pipefd[0] < 0 || pipefd[1] < 0) {
+		rc = floe_error_set(err, pipefd[0] < 0 ? pipefd[0] : pipefd[1], "log pipe: %s",
+				    strerror(-(pipefd[0] < 0 ? pipefd[0] : pipefd[1])));
+		goto fail;
+	}
+	if (fcntl(pipefd[0], F_SETFL, O_NONBLOCK) < 0) {
+		rc = floe_error_set(err, -errno, "log pipe: %s", strerror(errno));
+		goto fail;
+	}
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0) {
+		rc = floe_error_set(err, -errno, "open /dev/null: %s", strerror(errno));
+		goto fail;
+	}
+	devnull = above_stdio(devnull);
+	if (devnull < 0) {
+		rc = floe_error_set(err, devnull, "open /dev/null: %s", strerror(-devnull));
 		goto fail;
 	}
 
@@ -435,7 +455,7 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 
 	/* argv strings belong to the spec; the rest is ours. */
 	free(a.argv);
-	free_strv(a.envp, 0);
+	free_strv(a.envp);
 	free(msg);
 	close(pipefd[1]);
 	pipefd[1] = -1;
@@ -443,7 +463,8 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 	devnull = -1;
 
 	if (pid < 0) {
-		rc = floe_error_set(err, -clone_errno, "clone3 (new PID and network namespaces): %s",
+		rc = floe_error_set(err, -clone_errno,
+				    "clone3 (new PID and network namespaces): %s",
 				    strerror(clone_errno));
 		goto fail;
 	}

@@ -68,7 +68,10 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 int floe_proc_signal(struct floe_proc *p, int sig);
 
 /** Release handles and fds. Call after exit_cb (or from it). close_cb runs when done;
- *  only then may the memory holding p be freed. */
+ *  only then may the memory holding p be freed. Whatever the replica wrote before it
+ *  died is in the log file by then. Called before exit_cb (misuse: send SIGKILL and
+ *  wait for exit_cb instead), it SIGKILLs the replica and reaps it synchronously,
+ *  blocking the loop until the namespace is gone; exit_cb then never runs. */
 void floe_proc_close(struct floe_proc *p, floe_proc_close_cb close_cb);
 
 /**

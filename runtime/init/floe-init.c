@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 /* Signals a supervisor sends to stop, reload or poke an engine. */
-static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 
 static int loopback_up(void)
 {
@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 		if (sig != SIGCHLD) {
 			/* The group is gone once the engine and its helpers left;
 			 * fall back to the engine itself (it may be a zombie). */
-			if (0)
+			if (kill(-engine_pid, sig) < 0 && errno == ESRCH)
 				kill(engine_pid, sig);
 			continue;
 		}
