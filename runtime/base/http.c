@@ -148,6 +148,8 @@ static int on_header_field(llhttp_t *l, const char *at, size_t len)
 	}
 	raw_piece(m, at, len);
 	h->name_len += (uint32_t)len;
+	p->field_end = at + len;
+	p->field_gen = p->exec_gen;
 	return 0;
 }
 
@@ -156,10 +158,48 @@ static int on_header_field_complete(llhttp_t *l)
 	struct floe_http_parser *p = parser_of(l);
 	struct floe_http_msg *m = &p->msg;
 	floe_buf_append(&m->raw, "", 1);
+	/* RFC 9112 5.1: no whitespace between name and colon (llhttp keeps it
+	 * in the name), and a name is never empty. */
+	const struct floe_http_header *cur = current_header(m);
+	if (cur->name_len == 0 || strpbrk(m->raw.data + cur->name_off, " \t"))
+		return refuse(p, 400, "invalid header name");
+	p->after_field = true;
+	p->lf_after_field = false;
+	p->value_pieces = 0;
 	/* The value may be empty (no on_header_value call): give it an offset now. */
 	struct floe_http_header *h = current_header(m);
 	h->value_off = item_start(m);
 	return 0;
+}
+
+/*
+ * llhttp 8 accepts obs-fold (RFC 9112 5.2) in strict mode: a line starting
+ * with whitespace continues the previous value and is reported as one more
+ * value piece, with the CRLF and the leading whitespace skipped. A proxy
+ * must refuse it. Within one buffer a value is one contiguous piece, so:
+ * a further piece of the same value is a fold unless it continues the
+ * value exactly at the start of a new buffer (and the previous buffer did
+ * not end in a line feed); and before the first piece, only the colon and
+ * blanks may stand between the name and the value, never a line feed.
+ * An empty value is a zero-length piece and is left alone.
+ */
+static bool is_folded(struct floe_http_parser *p, const char *at, size_t len)
+{
+	if (len == 0) {
+		p->value_pieces++;
+		p->after_field = false;
+		return false;
+	}
+	bool folded;
+	if (p->value_pieces > 0) {
+		folded = at != p->exec_start || p->prev_last_byte == '\n';
+	} else {
+		const char *from = p->field_gen == p->exec_gen ? p->field_end : p->exec_start;
+		folded = p->lf_after_field || memchr(from, '\n', (size_t)(at - from)) != NULL;
+	}
+	p->value_pieces++;
+	p->after_field = false;
+	return folded;
 }
 
 static int on_header_value(llhttp_t *l, const char *at, size_t len)
@@ -167,13 +207,7 @@ static int on_header_value(llhttp_t *l, const char *at, size_t len)
 	struct floe_http_parser *p = parser_of(l);
 	if (count_head(p, len))
 		return HPE_USER;
-	/* llhttp 8 accepts obs-fold (RFC 9112 5.2): a line starting with
-	 * whitespace continues the previous value, reported as one more value
-	 * piece. A value piece never directly follows a line feed otherwise, so
-	 * the byte before it tells (the previous buffer's last byte when the
-	 * piece starts a buffer). A proxy must refuse folding, not pass it on. */
-	char before = at > p->exec_start ? at[-1] : p->prev_last_byte;
-	if (before == '\n')
+	if (is_folded(p, at, len))
 		return refuse(p, 400, "obsolete header line folding");
 	raw_piece(&p->msg, at, len);
 	current_header(&p->msg)->value_len += (uint32_t)len;
@@ -184,6 +218,7 @@ static int on_header_value_complete(llhttp_t *l)
 {
 	struct floe_http_parser *p = parser_of(l);
 	struct floe_http_msg *m = &p->msg;
+	p->after_field = false;
 	floe_buf_append(&m->raw, "", 1);
 	const struct floe_http_header *h = current_header(m);
 	const char *name = m->raw.data + h->name_off;
@@ -300,17 +335,22 @@ enum floe_http_status floe_http_parser_execute(struct floe_http_parser *p, const
 					       size_t len, size_t *consumed)
 {
 	p->exec_start = data;
+	p->exec_gen++;
 	llhttp_errno_t e = llhttp_execute(&p->llhttp, data, len);
-	if (e == HPE_OK) {
-		*consumed = len;
-		if (len > 0)
-			p->prev_last_byte = data[len - 1];
-		return FLOE_HTTP_OK;
-	}
-	const char *pos = llhttp_get_error_pos(&p->llhttp);
+	const char *pos = e == HPE_OK ? NULL : llhttp_get_error_pos(&p->llhttp);
 	*consumed = pos ? (size_t)(pos - data) : len;
-	if (*consumed > 0)
+	if (*consumed > 0) {
 		p->prev_last_byte = data[*consumed - 1];
+		/* Still between a header name and its value: remember whether a
+		 * line feed went by (a fold split across buffers). */
+		if (p->after_field) {
+			const char *from = p->field_gen == p->exec_gen ? p->field_end : data;
+			if (memchr(from, '\n', (size_t)(data + *consumed - from)))
+				p->lf_after_field = true;
+		}
+	}
+	if (e == HPE_OK)
+		return FLOE_HTTP_OK;
 	if (e == HPE_PAUSED)
 		return FLOE_HTTP_PAUSED;
 	/* A refusal of ours (error_status set) surfaces as HPE_USER, or as
@@ -326,6 +366,10 @@ enum floe_http_status floe_http_parser_execute(struct floe_http_parser *p, const
 
 enum floe_http_status floe_http_parser_finish(struct floe_http_parser *p)
 {
+	/* Between messages a close is just a close (llhttp would call it
+	 * truncated right after a pause, before its state settles). */
+	if (!p->started)
+		return FLOE_HTTP_OK;
 	llhttp_errno_t e = llhttp_finish(&p->llhttp);
 	if (e == HPE_OK || e == HPE_PAUSED)
 		return FLOE_HTTP_OK;

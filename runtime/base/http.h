@@ -90,8 +90,15 @@ struct floe_http_parser {
 	bool in_head;             /* between message begin and head complete */
 	bool started;             /* a message has begun (bytes of it were seen) */
 	bool te_seen, te_bad;
+	/* obs-fold detection (see is_folded in http.c) */
 	const char *exec_start;   /* the buffer being parsed */
-	char prev_last_byte;      /* last byte of the previous buffer (obs-fold detection) */
+	uint64_t exec_gen;        /* counts execute calls */
+	const char *field_end;    /* just past the last header name piece ... */
+	uint64_t field_gen;       /* ... in this execute call */
+	char prev_last_byte;      /* last byte of the previous buffer */
+	bool after_field;         /* a header name is complete, its value not begun */
+	bool lf_after_field;      /* a line feed went by since */
+	unsigned value_pieces;    /* pieces of the current value so far */
 	unsigned n_te;
 };
 
