@@ -139,7 +139,8 @@ int harness_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert(fd >= 0, "socket: %s", strerror(errno));
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
 	socklen_t sl = sizeof(sa);
 	cr_assert(getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
@@ -383,32 +384,17 @@ struct floed *floed_start(const char *yaml)
 	return floed_start_argv(yaml, NULL);
 }
 
-struct floed *floed_start_argv(const char *yaml, const char *const *extra_args)
+/* Spawn floed for f (ports and files already set). */
+static void floed_spawn(struct floed *f, bool with_config, const char *const *extra_args)
 {
-	ensure_init();
-	const char *bdir = build_dir();
-	struct floed *f = xcalloc(1, sizeof(*f));
-	f->dir = harness_mkdtemp();
-	f->config_path = xasprintf("%s/floed.yaml", f->dir);
-	f->data_dir = xasprintf("%s/data", f->dir);
-	f->log_path = xasprintf("%s/floed.log", f->dir);
-	f->echo_py = xasprintf("%s/echo.py", f->dir);
-	f->port = harness_free_port();
-	do
-		f->api_port = harness_free_port();
-	while (f->api_port == f->port);
-	cr_assert(harness_write_file(f->echo_py, echo_py, strlen(echo_py)) == 0);
-	if (yaml)
-		write_config(f, yaml);
-
-	char *exe = xasprintf("%s/floed", bdir);
+	char *exe = xasprintf("%s/floed", build_dir());
 	char listen[32], api[32];
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", f->port);
 	snprintf(api, sizeof(api), "127.0.0.1:%d", f->api_port);
 	char *argv[64];
 	int n = 0;
 	argv[n++] = exe;
-	if (yaml) {
+	if (with_config) {
 		argv[n++] = "--config";
 		argv[n++] = f->config_path;
 	}
@@ -424,15 +410,56 @@ struct floed *floed_start_argv(const char *yaml, const char *const *extra_args)
 	argv[n++] = (char *)log_level();
 	argv[n] = NULL;
 	f->pid = spawn(argv, f->log_path);
+	f->exited = false;
 	free(exe);
+}
+
+static void pick_ports(struct floed *f)
+{
+	f->port = harness_free_port();
+	do
+		f->api_port = harness_free_port();
+	while (f->api_port == f->port);
+}
+
+struct floed *floed_start_argv(const char *yaml, const char *const *extra_args)
+{
+	ensure_init();
+	struct floed *f = xcalloc(1, sizeof(*f));
+	f->dir = harness_mkdtemp();
+	f->config_path = xasprintf("%s/floed.yaml", f->dir);
+	f->data_dir = xasprintf("%s/data", f->dir);
+	f->log_path = xasprintf("%s/floed.log", f->dir);
+	f->echo_py = xasprintf("%s/echo.py", f->dir);
+	cr_assert(harness_write_file(f->echo_py, echo_py, strlen(echo_py)) == 0);
+	pick_ports(f);
+	if (yaml)
+		write_config(f, yaml);
+	floed_spawn(f, yaml != NULL, extra_args);
 	reg_add((void **)reg_floed, f);
 
 	/* Ready when the control plane answers /healthz. */
 	int64_t deadline = harness_now_ms() + HEALTH_WAIT_MS;
 	long st = 0;
+	int retries = 0;
 	for (;;) {
 		int code = floed_wait(f, 0);
 		if (code >= 0) {
+			/* A port picked as free can be taken by someone else
+			 * before floed binds it: try fresh ones. */
+			char *log = floed_read_log(f);
+			bool in_use = strstr(log, "in use") != NULL;
+			free(log);
+			if (in_use && retries++ < 3) {
+				fprintf(stderr,
+					"harness: floed could not bind its ports, retrying\n");
+				pick_ports(f);
+				if (yaml)
+					write_config(f, yaml);
+				truncate(f->log_path, 0);
+				floed_spawn(f, yaml != NULL, extra_args);
+				continue;
+			}
 			floed_print_log(f, 60);
 			cr_assert_fail("floed exited with %d before answering /healthz", code);
 		}
@@ -444,8 +471,9 @@ struct floed *floed_start_argv(const char *yaml, const char *const *extra_args)
 			break;
 		if (harness_now_ms() >= deadline) {
 			floed_print_log(f, 60);
-			cr_assert_fail("floed did not answer GET /healthz 200 within %d ms (last status %ld)",
-				       HEALTH_WAIT_MS, st);
+			cr_assert_fail(
+				"floed did not answer GET /healthz 200 within %d ms (last status %ld)",
+				HEALTH_WAIT_MS, st);
 		}
 		harness_sleep_ms(50);
 	}
@@ -504,7 +532,8 @@ struct floed_exit floed_stop(struct floed *f)
 		kill(f->pid, SIGTERM);
 		e.code = floed_wait(f, STOP_WAIT_MS);
 		if (e.code == -1) {
-			fprintf(stderr, "harness: floed (pid %d) still running %d ms after SIGTERM, SIGKILL\n",
+			fprintf(stderr,
+				"harness: floed (pid %d) still running %d ms after SIGTERM, SIGKILL\n",
 				(int)f->pid, STOP_WAIT_MS);
 			kill(f->pid, SIGKILL);
 			floed_wait(f, 5000);
@@ -735,7 +764,8 @@ static void easy_setup(CURL *e, const struct http_req *req, struct http_resp *re
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_HTTP_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+			 req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_HTTP_TIMEOUT_MS);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
@@ -756,7 +786,8 @@ static void easy_setup(CURL *e, const struct http_req *req, struct http_resp *re
 	if (req->body) {
 		size_t len = req->body_len ? req->body_len : strlen(req->body);
 		if (req->chunked) {
-			*up = (struct upload){ req->body, len, 0, req->chunk_size ? req->chunk_size : 7 };
+			*up = (struct upload){ req->body, len, 0,
+					       req->chunk_size ? req->chunk_size : 7 };
 			*hl = curl_slist_append(*hl, "Transfer-Encoding: chunked");
 			curl_easy_setopt(e, CURLOPT_POST, 1L);
 			curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
@@ -830,7 +861,9 @@ long http_post(const char *url, const char *body, struct http_resp *resp, ...)
 		headers[n++] = h;
 	va_end(ap);
 	headers[n] = NULL;
-	struct http_req req = { .method = "POST", .url = url, .body = body ? body : "",
+	struct http_req req = { .method = "POST",
+				.url = url,
+				.body = body ? body : "",
 				.headers = headers };
 	return http_do(&req, resp);
 }
@@ -838,7 +871,9 @@ long http_post(const char *url, const char *body, struct http_resp *resp, ...)
 long http_status(const char *method, const char *url, const char *body)
 {
 	static const char *const json[] = { "Content-Type: application/json", NULL };
-	struct http_req req = { .method = method, .url = url, .body = body,
+	struct http_req req = { .method = method,
+				.url = url,
+				.body = body,
 				.headers = body ? json : NULL };
 	struct http_resp r;
 	long st = http_do(&req, &r);
@@ -1110,7 +1145,8 @@ int raw_connect(int port)
 		return -errno;
 	struct timeval tv = { 5, 0 };
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int err = -errno;
@@ -1345,7 +1381,8 @@ static bool series_equal(const struct series *a, const struct series *b)
 	for (int i = 0; i < a->n; i++) {
 		bool found = false;
 		for (int j = 0; j < b->n && !found; j++)
-			found = strcmp(a->keys[i], b->keys[j]) == 0 && strcmp(a->vals[i], b->vals[j]) == 0;
+			found = strcmp(a->keys[i], b->keys[j]) == 0 &&
+				strcmp(a->vals[i], b->vals[j]) == 0;
 		if (!found)
 			return false;
 	}
@@ -1624,7 +1661,8 @@ struct sim *sim_start(const char *model, const char *const *extra_args)
 			break;
 		if (harness_now_ms() >= deadline) {
 			print_tail("floe-sim log", log, 30);
-			cr_assert_fail("floe-sim did not answer /health 200 within %d ms", HEALTH_WAIT_MS);
+			cr_assert_fail("floe-sim did not answer /health 200 within %d ms",
+				       HEALTH_WAIT_MS);
 		}
 		harness_sleep_ms(30);
 	}

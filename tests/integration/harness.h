@@ -43,17 +43,17 @@ void harness_sleep_ms(int ms);
  * Evaluate cond every 50 ms until it holds or timeout_ms passes; the value
  * is whether it held (cond is evaluated once more at the deadline).
  */
-#define WAIT_UNTIL(cond, timeout_ms)                                          \
-	({                                                                    \
-		int64_t wait__deadline = harness_now_ms() + (timeout_ms);     \
-		bool wait__ok;                                                \
-		for (;;) {                                                    \
-			wait__ok = (cond);                                    \
-			if (wait__ok || harness_now_ms() >= wait__deadline)   \
-				break;                                        \
-			harness_sleep_ms(50);                                 \
-		}                                                             \
-		wait__ok;                                                     \
+#define WAIT_UNTIL(cond, timeout_ms)                                        \
+	({                                                                  \
+		int64_t wait__deadline = harness_now_ms() + (timeout_ms);   \
+		bool wait__ok;                                              \
+		for (;;) {                                                  \
+			wait__ok = (cond);                                  \
+			if (wait__ok || harness_now_ms() >= wait__deadline) \
+				break;                                      \
+			harness_sleep_ms(50);                               \
+		}                                                           \
+		wait__ok;                                                   \
 	})
 
 /** Suite hooks: see the file comment. */
@@ -80,15 +80,15 @@ int harness_free_port(void);
  * args (a string of `, "--flag", "value"` items); and one of the echo
  * engine (see floed_start) on port 9000 inside its namespace.
  */
-#define HARNESS_SIM_EP(name, extra_args)                                    \
-	"  - name: " name "\n"                                             \
-	"    engine: sim\n"                                                \
+#define HARNESS_SIM_EP(name, extra_args) \
+	"  - name: " name "\n"           \
+	"    engine: sim\n"              \
 	"    args: [\"--model\", \"" name "\"" extra_args "]\n"
-#define HARNESS_ECHO_EP(name)                                               \
-	"  - name: " name "\n"                                             \
-	"    engine: custom\n"                                             \
+#define HARNESS_ECHO_EP(name)                                            \
+	"  - name: " name "\n"                                           \
+	"    engine: custom\n"                                           \
 	"    command: [\"/usr/bin/python3\", \"@ECHO_PY@\", \"9000\"]\n" \
-	"    port: 9000\n"                                                 \
+	"    port: 9000\n"                                               \
 	"    health_route: /health\n"
 
 struct floed {
@@ -101,7 +101,7 @@ struct floed {
 	char *log_path;    /* DIR/floed.log: floed's stdout and stderr */
 	char *echo_py;     /* DIR/echo.py: see floed_start */
 	bool exited;
-	int exit_code;     /* once exited: 0..255, or 128+signal */
+	int exit_code; /* once exited: 0..255, or 128+signal */
 };
 
 /**
@@ -142,7 +142,7 @@ int floed_signal(struct floed *f, int sig);
 int floed_wait(struct floed *f, int timeout_ms);
 
 struct floed_exit {
-	int code;     /* exit code as floed_wait; -1: did not exit within 15 s of SIGTERM (then SIGKILLed) */
+	int code; /* exit code as floed_wait; -1: did not exit within 15 s of SIGTERM (then SIGKILLed) */
 	int leftover; /* replica processes (floe-init and engines) still alive 5 s after floed exited */
 };
 
@@ -178,7 +178,7 @@ const char *floed_api_url(const struct floed *f, const char *path);
 
 /** Result of a one-shot floed run (floed_run). */
 struct floed_run {
-	int code;          /* exit code (0..255, 128+signal), -1: still running at the deadline (killed) */
+	int code; /* exit code (0..255, 128+signal), -1: still running at the deadline (killed) */
 	char *output;      /* stdout and stderr together */
 	char *config_path; /* the config file written, or NULL */
 };
@@ -198,7 +198,7 @@ void floed_run_free(struct floed_run *r);
 /* HTTP over libcurl */
 
 struct http_req {
-	const char *method;         /* NULL: GET, or POST when body is set */
+	const char *method; /* NULL: GET, or POST when body is set */
 	const char *url;
 	const char *body;           /* NULL: no body */
 	size_t body_len;            /* 0: strlen(body) */
@@ -216,18 +216,18 @@ struct http_chunk {
 };
 
 struct http_resp {
-	CURLcode code;         /* CURLE_OK, or the transport error */
-	long status;           /* 0 when no response head arrived */
-	struct floe_buf head;  /* header lines of the last response head, CRLF included */
+	CURLcode code;        /* CURLE_OK, or the transport error */
+	long status;          /* 0 when no response head arrived */
+	struct floe_buf head; /* header lines of the last response head, CRLF included */
 	struct floe_buf body;
 	struct http_chunk *chunks; /* one per write callback */
 	size_t n_chunks, cap_chunks;
 	int64_t t_start_ms;
 	int64_t t_end_ms;
-	long num_connects;     /* CURLINFO_NUM_CONNECTS: new connections this transfer made */
+	long num_connects; /* CURLINFO_NUM_CONNECTS: new connections this transfer made */
 	char error[CURL_ERROR_SIZE];
-	atomic_size_t bytes;   /* body bytes so far (readable from another thread) */
-	atomic_bool abort;     /* set to make the transfer abort (client goes away) */
+	atomic_size_t bytes; /* body bytes so far (readable from another thread) */
+	atomic_bool abort;   /* set to make the transfer abort (client goes away) */
 };
 
 /** Perform req; returns resp->status (0 on transport failure). resp is initialised here. */

@@ -44,18 +44,20 @@ static int replica_of(const struct http_resp *r, const char *ep)
 
 static void assert_body(const struct http_resp *r, const char *want, size_t want_len)
 {
-	cr_assert_eq(r->body.len, want_len, "body length %zu, engine's %zu; body: %.300s", r->body.len,
-		     want_len, http_body(r));
+	cr_assert_eq(r->body.len, want_len, "body length %zu, engine's %zu; body: %.300s",
+		     r->body.len, want_len, http_body(r));
 	cr_assert(memcmp(r->body.data, want, want_len) == 0,
-		  "body differs from the engine's:\n got: %.300s\nwant: %.300s", http_body(r), want);
+		  "body differs from the engine's:\n got: %.300s\nwant: %.300s", http_body(r),
+		  want);
 }
 
 Test(activator, cold_request_is_held_and_answered_with_engine_body)
 {
-	struct floed *f = floed_start("endpoints:\n"
-				      "  - name: demo\n"
-				      "    engine: sim\n"
-				      "    args: [\"--model\", \"demo\", \"--init-ms\", \"400\"]\n");
+	struct floed *f =
+		floed_start("endpoints:\n"
+			    "  - name: demo\n"
+			    "    engine: sim\n"
+			    "    args: [\"--model\", \"demo\", \"--init-ms\", \"400\"]\n");
 	struct sim *ref = sim_start("demo", NULL);
 	size_t want_len;
 	char *want = sim_post(ref, "/generate", GEN_BODY, &want_len);
@@ -73,7 +75,8 @@ Test(activator, cold_request_is_held_and_answered_with_engine_body)
 	cr_assert(st, "no Server-Timing header");
 	double hold = -1, cold = -1;
 	char desc[64];
-	cr_assert(server_timing_get(st, "hold", &hold, NULL, 0), "Server-Timing lacks hold: %s", st);
+	cr_assert(server_timing_get(st, "hold", &hold, NULL, 0), "Server-Timing lacks hold: %s",
+		  st);
 	cr_assert(server_timing_get(st, "cold-start", &cold, desc, sizeof(desc)),
 		  "the waking request's Server-Timing lacks cold-start: %s", st);
 	cr_expect_str_eq(desc, "fresh", "cold-start desc: %s", st);
@@ -81,7 +84,8 @@ Test(activator, cold_request_is_held_and_answered_with_engine_body)
 	 * least about that long: the numbers must say so (a lower bound set by
 	 * the engine, not a speed requirement). */
 	cr_expect_geq(hold, 200, "hold;dur=%g but the engine alone takes 400 ms: %s", hold, st);
-	cr_expect_geq(cold, 200, "cold-start;dur=%g but the engine alone takes 400 ms: %s", cold, st);
+	cr_expect_geq(cold, 200, "cold-start;dur=%g but the engine alone takes 400 ms: %s", cold,
+		      st);
 	free(st);
 	cr_expect_eq(replica_of(&r, "demo"), 1, "X-Floe-Replica of the first replica");
 	http_resp_free(&r);
@@ -92,7 +96,8 @@ Test(activator, cold_request_is_held_and_answered_with_engine_body)
 	assert_body(&r, want, want_len);
 	st = http_header(&r, "Server-Timing");
 	cr_assert(st, "no Server-Timing on a warm request");
-	cr_expect(server_timing_get(st, "hold", &hold, NULL, 0), "warm Server-Timing lacks hold: %s", st);
+	cr_expect(server_timing_get(st, "hold", &hold, NULL, 0),
+		  "warm Server-Timing lacks hold: %s", st);
 	cr_expect(!server_timing_get(st, "cold-start", &cold, NULL, 0),
 		  "a warm request reports a cold start: %s", st);
 	free(st);
@@ -121,13 +126,17 @@ Test(activator, concurrent_cold_requests_start_exactly_one_replica)
 	char *want = sim_post(ref, "/generate", GEN_BODY, &want_len);
 	cr_assert(want);
 
-	enum { N = 100 };
+	enum {
+		N = 100
+	};
 	static const char *const hdrs[] = { JSON_CT, NULL };
 	struct http_req reqs[N];
 	struct http_resp resps[N];
 	for (int i = 0; i < N; i++)
 		reqs[i] = (struct http_req){ .url = floed_url(f, "/endpoints/demo/generate"),
-					     .body = GEN_BODY, .headers = hdrs, .timeout_ms = 60000 };
+					     .body = GEN_BODY,
+					     .headers = hdrs,
+					     .timeout_ms = 60000 };
 	http_multi(reqs, N, resps);
 
 	int ok = 0, same_body = 0, on_one = 0;
@@ -136,8 +145,10 @@ Test(activator, concurrent_cold_requests_start_exactly_one_replica)
 			ok++;
 		else
 			cr_log_error("request %d: status %ld curl %d (%s) body %.200s", i,
-				     resps[i].status, resps[i].code, resps[i].error, http_body(&resps[i]));
-		if (resps[i].body.len == want_len && memcmp(resps[i].body.data, want, want_len) == 0)
+				     resps[i].status, resps[i].code, resps[i].error,
+				     http_body(&resps[i]));
+		if (resps[i].body.len == want_len &&
+		    memcmp(resps[i].body.data, want, want_len) == 0)
 			same_body++;
 		if (replica_of(&resps[i], "demo") == 1)
 			on_one++;
@@ -157,10 +168,11 @@ Test(activator, concurrent_cold_requests_start_exactly_one_replica)
 
 Test(activator, scale_up_timeout_header_bounds_the_hold)
 {
-	struct floed *f = floed_start("endpoints:\n"
-				      "  - name: slow\n"
-				      "    engine: sim\n"
-				      "    args: [\"--model\", \"slow\", \"--init-ms\", \"5000\"]\n");
+	struct floed *f =
+		floed_start("endpoints:\n"
+			    "  - name: slow\n"
+			    "    engine: sim\n"
+			    "    args: [\"--model\", \"slow\", \"--init-ms\", \"5000\"]\n");
 	struct http_resp r;
 	int64_t t0 = harness_now_ms();
 	http_post(floed_url(f, "/endpoints/slow/generate"), GEN_BODY, &r, JSON_CT,
@@ -191,6 +203,12 @@ Test(activator, max_hold_bounds_the_hold)
 	cr_expect(ra && *ra, "503 without Retry-After");
 	free(ra);
 	http_resp_free(&r);
+	/* The shorter of max_hold and X-Scale-Up-Timeout wins: held for 30 s,
+	 * the request would see the replica ready (5 s) and get 200. */
+	http_post(floed_url(f, "/endpoints/slow/generate"), GEN_BODY, &r, JSON_CT,
+		  "X-Scale-Up-Timeout: 30", NULL);
+	http_assert_error(&r, 503, "scale_up_timeout");
+	http_resp_free(&r);
 	/* Still serving the control plane after refusing a held request. */
 	cr_expect_eq(http_status(NULL, floed_api_url(f, "/healthz"), NULL), 200);
 	FLOED_STOP_OK(f);
@@ -203,13 +221,17 @@ Test(activator, full_queue_is_refused_with_503)
 				      "    engine: sim\n"
 				      "    args: [\"--model\", \"demo\", \"--init-ms\", \"3000\"]\n"
 				      "    queue_size: 2\n");
-	enum { N = 5 };
+	enum {
+		N = 5
+	};
 	static const char *const hdrs[] = { JSON_CT, NULL };
 	struct http_req reqs[N];
 	struct http_resp resps[N];
 	for (int i = 0; i < N; i++)
 		reqs[i] = (struct http_req){ .url = floed_url(f, "/endpoints/demo/generate"),
-					     .body = GEN_BODY, .headers = hdrs, .timeout_ms = 60000 };
+					     .body = GEN_BODY,
+					     .headers = hdrs,
+					     .timeout_ms = 60000 };
 	http_multi(reqs, N, resps);
 	int ok = 0, full = 0;
 	for (int i = 0; i < N; i++) {
@@ -231,10 +253,11 @@ Test(activator, full_queue_is_refused_with_503)
 
 Test(activator, client_leaving_while_held_leaves_the_queue)
 {
-	struct floed *f = floed_start("endpoints:\n"
-				      "  - name: demo\n"
-				      "    engine: sim\n"
-				      "    args: [\"--model\", \"demo\", \"--init-ms\", \"6000\"]\n");
+	struct floed *f =
+		floed_start("endpoints:\n"
+			    "  - name: demo\n"
+			    "    engine: sim\n"
+			    "    args: [\"--model\", \"demo\", \"--init-ms\", \"6000\"]\n");
 	char req[512];
 	snprintf(req, sizeof(req),
 		 "POST /endpoints/demo/generate HTTP/1.1\r\n"
@@ -271,6 +294,36 @@ Test(activator, client_leaving_while_held_leaves_the_queue)
 	cr_expect_eq(r.status, 200, "the endpoint does not serve after a client left: %ld %s",
 		     r.status, r.error);
 	http_resp_free(&r);
+	FLOED_STOP_OK(f);
+}
+
+Test(activator, held_request_survives_a_replica_dying_while_it_starts)
+{
+	struct floed *f =
+		floed_start("endpoints:\n"
+			    "  - name: demo\n"
+			    "    engine: sim\n"
+			    "    args: [\"--model\", \"demo\", \"--init-ms\", \"3000\"]\n");
+	static const char *const hdrs[] = { JSON_CT, "X-Scale-Up-Timeout: 60", NULL };
+	struct http_req req = { .url = floed_url(f, "/endpoints/demo/generate"),
+				.body = GEN_BODY,
+				.headers = hdrs,
+				.timeout_ms = 60000 };
+	struct http_bg *bg = http_bg_start(&req);
+	pid_t engine[4];
+	cr_assert(WAIT_UNTIL(floed_engines(f, engine, 4) == 1, 10000),
+		  "no engine started for the held request");
+	cr_assert_eq(floed_metric(f, READY("demo")), 0, "the engine is ready before its 3 s init");
+	cr_assert_eq(kill(engine[0], SIGKILL), 0);
+
+	/* Held requests wait for another replica. */
+	struct http_resp *r = http_bg_wait(bg, 40000);
+	cr_assert(r, "the held request got no answer");
+	cr_expect_eq(r->status, 200,
+		     "held request after its replica died while starting: %ld %s %.200s", r->status,
+		     r->error, http_body(r));
+	cr_expect_eq(replica_of(r, "demo"), 2, "want the replacement replica demo-2");
+	http_bg_free(bg);
 	FLOED_STOP_OK(f);
 }
 
@@ -312,6 +365,34 @@ Test(activator, idle_endpoint_scales_to_zero_and_wakes_again)
 	FLOED_STOP_OK(f);
 }
 
+Test(activator, scale_to_zero_lets_an_in_flight_stream_finish)
+{
+	struct floed *f = floed_start("endpoints:\n"
+				      "  - name: demo\n"
+				      "    engine: sim\n"
+				      "    args: [\"--model\", \"demo\", \"--token-ms\", \"100\"]\n"
+				      "    scaling:\n"
+				      "      scale_to_zero_timeout: 1s\n");
+	struct sim *ref = sim_start("demo", NULL);
+	/* 40 tokens x 100 ms: the stream outlasts the 1 s idle timeout. */
+	static const char body[] = "{\"inputs\":\"idle\",\"parameters\":{\"max_new_tokens\":40}}";
+	size_t want_len;
+	char *want = sim_post(ref, "/generate_stream", body, &want_len);
+	cr_assert(want);
+	struct http_resp r;
+	http_post(floed_url(f, "/endpoints/demo/generate_stream"), body, &r, JSON_CT, NULL);
+	cr_expect_eq(r.code, CURLE_OK, "the stream was cut: %s", r.error);
+	cr_expect_eq(r.status, 200);
+	cr_expect(r.body.len == want_len && memcmp(r.body.data, want, want_len) == 0,
+		  "the stream differs from the engine's (%zu vs %zu bytes)", r.body.len, want_len);
+	http_resp_free(&r);
+	/* Then, idle, it does scale to zero. */
+	cr_expect(WAIT_UNTIL(n_inits(f) == 0, 15000), "no scale to zero after the stream ended");
+	free(want);
+	sim_stop(ref);
+	FLOED_STOP_OK(f);
+}
+
 Test(activator, min_replica_starts_at_boot_and_stays)
 {
 	struct floed *f = floed_start("endpoints:\n"
@@ -332,7 +413,8 @@ Test(activator, min_replica_starts_at_boot_and_stays)
 	cr_assert_eq(r.status, 200);
 	char *st = http_header(&r, "Server-Timing");
 	cr_expect(!server_timing_get(st, "cold-start", NULL, NULL, 0),
-		  "a request to a pre-started replica reports a cold start: %s", st ? st : "(none)");
+		  "a request to a pre-started replica reports a cold start: %s",
+		  st ? st : "(none)");
 	free(st);
 	cr_expect_eq(replica_of(&r, "demo"), 1);
 	http_resp_free(&r);
@@ -350,13 +432,14 @@ Test(activator, min_replica_starts_at_boot_and_stays)
 
 Test(activator, load_above_target_concurrency_starts_a_second_replica)
 {
-	struct floed *f = floed_start("endpoints:\n"
-				      "  - name: demo\n"
-				      "    engine: sim\n"
-				      "    args: [\"--model\", \"demo\", \"--init-ms\", \"300\", \"--token-ms\", \"100\"]\n"
-				      "    scaling:\n"
-				      "      max_replica: 2\n"
-				      "      target_concurrency: 1\n");
+	struct floed *f = floed_start(
+		"endpoints:\n"
+		"  - name: demo\n"
+		"    engine: sim\n"
+		"    args: [\"--model\", \"demo\", \"--init-ms\", \"300\", \"--token-ms\", \"100\"]\n"
+		"    scaling:\n"
+		"      max_replica: 2\n"
+		"      target_concurrency: 1\n");
 	struct http_resp r;
 	static const char quick[] = "{\"inputs\":\"q\",\"parameters\":{\"max_new_tokens\":1}}";
 	http_post(floed_url(f, "/endpoints/demo/generate"), quick, &r, JSON_CT, NULL);
@@ -365,9 +448,12 @@ Test(activator, load_above_target_concurrency_starts_a_second_replica)
 
 	/* Three long streams (60 tokens x 100 ms) keep replica 1 busy. */
 	static const char *const hdrs[] = { JSON_CT, NULL };
-	struct http_req slow = { .url = floed_url(f, "/endpoints/demo/generate_stream"),
-				 .body = "{\"inputs\":\"slow\",\"parameters\":{\"max_new_tokens\":60}}",
-				 .headers = hdrs, .timeout_ms = 60000 };
+	struct http_req slow = {
+		.url = floed_url(f, "/endpoints/demo/generate_stream"),
+		.body = "{\"inputs\":\"slow\",\"parameters\":{\"max_new_tokens\":60}}",
+		.headers = hdrs,
+		.timeout_ms = 60000
+	};
 	struct http_bg *bg[3];
 	for (int i = 0; i < 3; i++)
 		bg[i] = http_bg_start(&slow);

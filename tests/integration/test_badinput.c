@@ -17,14 +17,17 @@
 
 TestSuite(badinput, .init = harness_test_init, .fini = harness_test_fini, .timeout = 120);
 
-#define CONFIG                             \
-	"limits:\n"                        \
-	"  max_header_bytes: 4096\n"       \
-	"  max_body_bytes: 1024\n"         \
-	"  header_timeout: 500ms\n"        \
-	"endpoints:\n" HARNESS_ECHO_EP("echo") \
-	"    scaling:\n"                   \
+/* clang-format off */
+#define CONFIG                          \
+	"limits:\n"                     \
+	"  max_header_bytes: 4096\n"    \
+	"  max_body_bytes: 1024\n"      \
+	"  header_timeout: 500ms\n"     \
+	"endpoints:\n"                  \
+	HARNESS_ECHO_EP("echo")         \
+	"    scaling:\n"                \
 	"      min_replica: 1\n"
+/* clang-format on */
 
 struct ctx {
 	struct floed *f;
@@ -40,8 +43,9 @@ static void expect_serving(struct ctx *c, const char *after)
 	c->normal++;
 	json_t *j = http_json(&r);
 	json_int_t n = json_integer_value(json_object_get(j, "count"));
-	cr_expect_eq(n, c->normal, "after %s: the engine has seen %lld requests, %d were normal: "
-				   "the bad one was forwarded",
+	cr_expect_eq(n, c->normal,
+		     "after %s: the engine has seen %lld requests, %d were normal: "
+		     "the bad one was forwarded",
 		     after, (long long)n, c->normal);
 	/* Later checks count from what the engine saw. */
 	if (n > c->normal)
@@ -61,8 +65,8 @@ static void ctx_start(struct ctx *c)
 static void expect_refused(const struct raw_resp *r, const char *what, int status, const char *type,
 			   bool must_close)
 {
-	cr_expect_eq(r->status, status, "%s: status %d, want %d; got: %.300s", what, r->status, status,
-		     r->data.data);
+	cr_expect_eq(r->status, status, "%s: status %d, want %d; got: %.300s", what, r->status,
+		     status, r->data.data);
 	if (must_close)
 		cr_expect(r->closed, "%s: connection left open after %d", what, r->status);
 	if (r->status != status)
@@ -94,7 +98,8 @@ static const struct shape bad_400[] = {
 	  "Content-Length: 6\r\n\r\nhello!" },
 	{ "Content-Length: abc",
 	  "POST /endpoints/echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\nabc" },
-	{ "Content-Length: -1", "POST /endpoints/echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n" },
+	{ "Content-Length: -1",
+	  "POST /endpoints/echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n" },
 	{ "obs-fold header",
 	  "GET /endpoints/echo/x HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n" },
 	{ "space before colon", "GET /endpoints/echo/x HTTP/1.1\r\nHost : x\r\n\r\n" },
@@ -158,7 +163,8 @@ Test(badinput, body_over_the_limit_gets_413)
 	struct ctx c;
 	ctx_start(&c);
 	struct floe_buf b = FLOE_BUF_INIT;
-	floe_buf_puts(&b, "POST /endpoints/echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n");
+	floe_buf_puts(&b,
+		      "POST /endpoints/echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n");
 	for (int i = 0; i < 4096; i++)
 		floe_buf_puts(&b, "b");
 	struct raw_resp r;
@@ -169,7 +175,9 @@ Test(badinput, body_over_the_limit_gets_413)
 
 	/* Chunked: the size is only known as it streams in. */
 	floe_buf_reset(&b);
-	floe_buf_puts(&b, "POST /endpoints/echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+	floe_buf_puts(
+		&b,
+		"POST /endpoints/echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
 	for (int i = 0; i < 8; i++) {
 		floe_buf_puts(&b, "200\r\n");
 		for (int k = 0; k < 512; k++)
@@ -190,7 +198,8 @@ Test(badinput, body_over_the_limit_gets_413)
 		floe_buf_puts(&b, "d");
 	floe_buf_puts(&b, "\"}");
 	struct http_resp hr;
-	http_post(floed_url(c.f, "/v1/completions"), b.data, &hr, "Content-Type: application/json", NULL);
+	http_post(floed_url(c.f, "/v1/completions"), b.data, &hr, "Content-Type: application/json",
+		  NULL);
 	http_assert_error(&hr, 413, "payload_too_large");
 	http_resp_free(&hr);
 	expect_serving(&c, "413 (OpenAI route)");
@@ -240,7 +249,8 @@ Test(badinput, unknown_endpoint_gets_404_json)
 	http_get(floed_url(c.f, "/endpoints/nosuch/generate"), &r);
 	http_assert_error(&r, 404, "not_found");
 	http_resp_free(&r);
-	http_post(floed_url(c.f, "/endpoints/nosuch"), "{}", &r, "Content-Type: application/json", NULL);
+	http_post(floed_url(c.f, "/endpoints/nosuch"), "{}", &r, "Content-Type: application/json",
+		  NULL);
 	http_assert_error(&r, 404, "not_found");
 	http_resp_free(&r);
 	expect_serving(&c, "404");
@@ -263,11 +273,12 @@ Test(badinput, openai_route_needs_a_json_body_with_a_model)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct http_resp r;
-		struct http_req req = { .method = "POST", .url = floed_url(c.f, "/v1/chat/completions"),
+		struct http_req req = { .method = "POST",
+					.url = floed_url(c.f, "/v1/chat/completions"),
 					.body = cases[i].body,
 					.body_len = strlen(cases[i].body),
-					.headers = (const char *const[]){ "Content-Type: application/json",
-									  NULL } };
+					.headers = (const char *const[]){
+						"Content-Type: application/json", NULL } };
 		if (!*cases[i].body)
 			req.body = NULL; /* POST without a body */
 		http_do(&req, &r);
@@ -284,7 +295,9 @@ Test(badinput, random_garbage_on_50_connections)
 {
 	struct ctx c;
 	ctx_start(&c);
-	enum { N = 50 };
+	enum {
+		N = 50
+	};
 	int fds[N];
 	unsigned seed = 20260101;
 	char buf[2048];

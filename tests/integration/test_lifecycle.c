@@ -98,11 +98,12 @@ Test(lifecycle, bad_config_is_refused_with_file_and_line)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct floed_run r;
 		floed_run(cases[i].text, NULL, 10000, &r);
-		cr_expect(r.code > 0 && r.code < 128, "%s: floed exited with %d, want a non-zero exit",
-			  cases[i].what, r.code);
+		cr_expect(r.code > 0 && r.code < 128,
+			  "%s: floed exited with %d, want a non-zero exit", cases[i].what, r.code);
 		char *want = xasprintf("%s:%d:", r.config_path, cases[i].line);
-		char *alt = cases[i].alt_line ? xasprintf("%s:%d:", r.config_path, cases[i].alt_line)
-					      : NULL;
+		char *alt = cases[i].alt_line ?
+				    xasprintf("%s:%d:", r.config_path, cases[i].alt_line) :
+				    NULL;
 		cr_expect(strstr(r.output, want) || (alt && strstr(r.output, alt)),
 			  "%s: output lacks \"%s\":\n%s", cases[i].what, want, r.output);
 		free(alt);
@@ -115,26 +116,30 @@ Test(lifecycle, bad_config_is_refused_with_file_and_line)
 	static const char *const args[] = { "--config", "/nonexistent/floed.yaml", NULL };
 	floed_run(NULL, args, 10000, &r);
 	cr_expect(r.code > 0 && r.code < 128, "missing config: exit %d", r.code);
-	cr_expect(strstr(r.output, "/nonexistent/floed.yaml"), "missing config: output lacks the path:\n%s",
-		  r.output);
+	cr_expect(strstr(r.output, "/nonexistent/floed.yaml"),
+		  "missing config: output lacks the path:\n%s", r.output);
 	floed_run_free(&r);
 }
 
 Test(lifecycle, sigterm_lets_in_flight_streams_finish_then_exits_0)
 {
-	struct floed *f = floed_start("shutdown_grace: 30s\n"
-				      "endpoints:\n" HARNESS_SIM_EP("demo", ", \"--token-ms\", \"100\""));
+	struct floed *f =
+		floed_start("shutdown_grace: 30s\n"
+			    "endpoints:\n" HARNESS_SIM_EP("demo", ", \"--token-ms\", \"100\""));
 	struct sim *ref = sim_start("demo", NULL);
 	/* 60 tokens x 100 ms: a 6 s stream. */
-	static const char body[] = "{\"inputs\":\"drain me\",\"parameters\":{\"max_new_tokens\":60}}";
+	static const char body[] =
+		"{\"inputs\":\"drain me\",\"parameters\":{\"max_new_tokens\":60}}";
 	size_t want_len;
 	char *want = sim_post(ref, "/generate_stream", body, &want_len);
 	cr_assert(want);
 	cr_assert_eq(generate(f, "demo", NULL), 200);
 
 	static const char *const hdrs[] = { JSON_CT, NULL };
-	struct http_req req = { .url = floed_url(f, "/endpoints/demo/generate_stream"), .body = body,
-				.headers = hdrs, .timeout_ms = 60000 };
+	struct http_req req = { .url = floed_url(f, "/endpoints/demo/generate_stream"),
+				.body = body,
+				.headers = hdrs,
+				.timeout_ms = 60000 };
 	struct http_bg *bg = http_bg_start(&req);
 	cr_assert(WAIT_UNTIL(http_bg_bytes(bg) > 0, 10000), "the stream did not start");
 	pid_t pids[64];
@@ -160,7 +165,8 @@ Test(lifecycle, sigterm_lets_in_flight_streams_finish_then_exits_0)
 	cr_expect_eq(r->code, CURLE_OK, "the in-flight stream was cut by SIGTERM: %s", r->error);
 	cr_expect_eq(r->status, 200);
 	cr_expect(r->body.len == want_len && memcmp(r->body.data, want, want_len) == 0,
-		  "the drained stream differs from the engine's (%zu vs %zu bytes)", r->body.len, want_len);
+		  "the drained stream differs from the engine's (%zu vs %zu bytes)", r->body.len,
+		  want_len);
 	http_bg_free(bg);
 
 	int code = floed_wait(f, 30000);
@@ -194,8 +200,10 @@ Test(lifecycle, sighup_adds_and_removes_endpoints_and_keeps_unchanged_replicas)
 
 	/* A stream to the unchanged endpoint runs across the reload (3 s). */
 	static const char *const hdrs[] = { JSON_CT, NULL };
-	struct http_req req = { .url = floed_url(f, "/endpoints/keep/generate_stream"), .body = body,
-				.headers = hdrs, .timeout_ms = 60000 };
+	struct http_req req = { .url = floed_url(f, "/endpoints/keep/generate_stream"),
+				.body = body,
+				.headers = hdrs,
+				.timeout_ms = 60000 };
 	struct http_bg *bg = http_bg_start(&req);
 	cr_assert(WAIT_UNTIL(http_bg_bytes(bg) > 0, 10000), "the stream did not start");
 
@@ -224,7 +232,8 @@ Test(lifecycle, sighup_adds_and_removes_endpoints_and_keeps_unchanged_replicas)
 		  "the stream across the reload differs from the engine's (%zu vs %zu bytes)",
 		  sr->body.len, want_len);
 	http_bg_free(bg);
-	cr_expect_eq(floed_metric(f, "floe_cold_starts_total{endpoint=\"keep\",kind=\"fresh\"}"), 1);
+	cr_expect_eq(floed_metric(f, "floe_cold_starts_total{endpoint=\"keep\",kind=\"fresh\"}"),
+		     1);
 	free(want);
 	sim_stop(ref);
 	FLOED_STOP_OK(f);
@@ -233,7 +242,8 @@ Test(lifecycle, sighup_adds_and_removes_endpoints_and_keeps_unchanged_replicas)
 
 Test(lifecycle, sighup_restarts_a_changed_endpoint)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("demo", ", \"--init-ms\", \"100\""));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("demo", ", \"--init-ms\", \"100\""));
 	int seq;
 	cr_assert_eq(generate(f, "demo", &seq), 200);
 	cr_assert_eq(seq, 1);
@@ -284,10 +294,17 @@ Test(lifecycle, sighup_with_a_bad_config_keeps_the_old_one)
 
 Test(lifecycle, replicas_die_with_floed_on_kill_9)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("a", "") "    scaling:\n"
-								       "      min_replica: 1\n"
-				      HARNESS_SIM_EP("b", "") "    scaling:\n"
-							      "      min_replica: 1\n");
+	/* clang-format off */
+	static const char config[] =
+		"endpoints:\n"
+		HARNESS_SIM_EP("a", "")
+		"    scaling:\n"
+		"      min_replica: 1\n"
+		HARNESS_SIM_EP("b", "")
+		"    scaling:\n"
+		"      min_replica: 1\n";
+	/* clang-format on */
+	struct floed *f = floed_start(config);
 	pid_t pids[64];
 	cr_assert(WAIT_UNTIL(({
 				     pid_t e[8];
@@ -322,13 +339,14 @@ Test(lifecycle, control_plane_health_and_metrics)
 
 	cr_assert_eq(http_get(floed_api_url(f, "/metrics"), &r), 200);
 	char *ct = http_header(&r, "Content-Type");
-	cr_expect(ct && strncmp(ct, "text/plain", 10) == 0, "/metrics Content-Type %s", ct ? ct : "(none)");
+	cr_expect(ct && strncmp(ct, "text/plain", 10) == 0, "/metrics Content-Type %s",
+		  ct ? ct : "(none)");
 	free(ct);
 	const char *m = http_body(&r);
 	static const char *const families[] = {
-		"floe_requests_total",		 "floe_request_duration_seconds",
-		"floe_cold_starts_total",	 "floe_cold_start_duration_seconds",
-		"floe_replicas",		 "floe_queue_depth",
+		"floe_requests_total",    "floe_request_duration_seconds",
+		"floe_cold_starts_total", "floe_cold_start_duration_seconds",
+		"floe_replicas",          "floe_queue_depth",
 	};
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
 		cr_expect(metrics_has_family(m, families[i]), "/metrics lacks %s", families[i]);

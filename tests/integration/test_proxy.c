@@ -16,7 +16,7 @@ TestSuite(proxy, .init = harness_test_init, .fini = harness_test_fini, .timeout 
 
 #define JSON_CT "Content-Type: application/json"
 #define GEN_BODY "{\"inputs\":\"hello floe\",\"parameters\":{\"max_new_tokens\":8}}"
-#define CHAT_BODY(model, stream)                                                        \
+#define CHAT_BODY(model, stream)                                                                \
 	"{\"model\":\"" model "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi there\"}]," \
 	"\"max_tokens\":6,\"stream\":" stream "}"
 #define COMPL_BODY(model, stream) \
@@ -37,8 +37,8 @@ static void expect_same_body(const struct http_resp *r, const char *want, size_t
 	cr_expect_eq(r->status, 200, "%s: status %ld (curl %s) %.300s", what, r->status, r->error,
 		     http_body(r));
 	cr_expect(r->body.len == want_len && memcmp(r->body.data, want, want_len) == 0,
-		  "%s: body differs from the engine's\n got (%zu): %.400s\nwant (%zu): %.400s", what,
-		  r->body.len, http_body(r), want_len, want);
+		  "%s: body differs from the engine's\n got (%zu): %.400s\nwant (%zu): %.400s",
+		  what, r->body.len, http_body(r), want_len, want);
 }
 
 /* A string member, "(none)" when missing (criterion's str asserts need non-NULL). */
@@ -55,8 +55,7 @@ static const char *echo_header(json_t *echo, const char *name)
 	const char *v = NULL;
 	size_t i;
 	json_t *h;
-	json_array_foreach(hs, i, h)
-	{
+	json_array_foreach(hs, i, h) {
 		const char *n = json_string_value(json_array_get(h, 0));
 		if (n && strcasecmp(n, name) == 0)
 			v = json_string_value(json_array_get(h, 1));
@@ -88,8 +87,8 @@ static double sim_metric(struct floed *f, const char *ep, const char *series)
 
 Test(proxy, routes_give_the_engine_bodies)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", "")
-					      HARNESS_SIM_EP("other", ""));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", "") HARNESS_SIM_EP("other", ""));
 	struct sim *ref = sim_start("tiny", NULL);
 	static const struct {
 		const char *engine_path, *floed_path, *body;
@@ -126,7 +125,8 @@ Test(proxy, routes_give_the_engine_bodies)
 	/* The model field picks the endpoint. */
 	http_post(floed_url(f, "/v1/embeddings"), EMB_BODY("other"), &got, JSON_CT, NULL);
 	cr_expect_eq(got.status, 200);
-	cr_expect_eq(replica_of(&got, "other"), 1, "model \"other\" was not routed to endpoint other");
+	cr_expect_eq(replica_of(&got, "other"), 1,
+		     "model \"other\" was not routed to endpoint other");
 	json_t *j = http_json(&got);
 	cr_expect_str_eq(jstr(j, "model"), "other");
 	json_decref(j);
@@ -154,12 +154,13 @@ Test(proxy, prefix_is_stripped_and_query_kept)
 
 	http_get(floed_url(f, "/endpoints/echo"), &r);
 	j = echo_json(&r);
-	cr_expect_str_eq(jstr(j, "path"), "/",
-			 "/endpoints/echo is forwarded as %s", jstr(j, "path"));
+	cr_expect_str_eq(jstr(j, "path"), "/", "/endpoints/echo is forwarded as %s",
+			 jstr(j, "path"));
 	json_decref(j);
 	http_resp_free(&r);
 
-	struct http_req put = { .method = "PUT", .url = floed_url(f, "/endpoints/echo/thing"),
+	struct http_req put = { .method = "PUT",
+				.url = floed_url(f, "/endpoints/echo/thing"),
 				.body = "abc" };
 	http_do(&put, &r);
 	j = echo_json(&r);
@@ -200,16 +201,18 @@ Test(proxy, hop_by_hop_headers_are_dropped_and_forwarding_headers_added)
 	struct http_resp r;
 	http_do(&req, &r);
 	json_t *j = echo_json(&r);
-	static const char *const dropped[] = { "X-Drop-Me", "Keep-Alive", "TE", "Trailer",
-					       "Proxy-Authorization", "Proxy-Connection", "Upgrade",
-					       "Transfer-Encoding", NULL };
+	static const char *const dropped[] = {
+		"X-Drop-Me", "Keep-Alive",          "TE",
+		"Trailer",   "Proxy-Authorization", "Proxy-Connection",
+		"Upgrade",   "Transfer-Encoding",   NULL
+	};
 	for (size_t i = 0; dropped[i]; i++)
 		cr_expect(!echo_header(j, dropped[i]), "hop-by-hop %s reached the engine: %s",
 			  dropped[i], echo_header(j, dropped[i]));
 	const char *c = echo_header(j, "Connection");
 	cr_expect(!c || !strcasestr(c, "x-drop-me"), "client's Connection list forwarded: %s", c);
-	cr_expect_str_eq(echo_header(j, "X-Keep-Me") ? echo_header(j, "X-Keep-Me") : "(none)", "yes",
-			 "end-to-end header lost");
+	cr_expect_str_eq(echo_header(j, "X-Keep-Me") ? echo_header(j, "X-Keep-Me") : "(none)",
+			 "yes", "end-to-end header lost");
 	const char *xff = echo_header(j, "X-Forwarded-For");
 	cr_expect(xff && strcmp(xff, "10.1.2.3, 127.0.0.1") == 0,
 		  "X-Forwarded-For is %s, want \"10.1.2.3, 127.0.0.1\"", xff ? xff : "(none)");
@@ -236,9 +239,11 @@ Test(proxy, hop_by_hop_headers_are_dropped_and_forwarding_headers_added)
 
 Test(proxy, sse_events_arrive_as_the_engine_writes_them)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"150\""));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"150\""));
 	struct sim *ref = sim_start("tiny", NULL);
-	static const char body[] = "{\"inputs\":\"stream me\",\"parameters\":{\"max_new_tokens\":6}}";
+	static const char body[] =
+		"{\"inputs\":\"stream me\",\"parameters\":{\"max_new_tokens\":6}}";
 	size_t want_len;
 	char *want = sim_post(ref, "/generate_stream", body, &want_len);
 	cr_assert(want);
@@ -249,7 +254,8 @@ Test(proxy, sse_events_arrive_as_the_engine_writes_them)
 	http_post(floed_url(f, "/endpoints/tiny/generate_stream"), body, &r, JSON_CT, NULL);
 	expect_same_body(&r, want, want_len, "generate_stream");
 	char *ct = http_header(&r, "Content-Type");
-	cr_expect(ct && strncmp(ct, "text/event-stream", 17) == 0, "Content-Type %s", ct ? ct : "(none)");
+	cr_expect(ct && strncmp(ct, "text/event-stream", 17) == 0, "Content-Type %s",
+		  ct ? ct : "(none)");
 	free(ct);
 
 	/* The engine writes 6 events 150 ms apart (750 ms from first to
@@ -265,9 +271,10 @@ Test(proxy, sse_events_arrive_as_the_engine_writes_them)
 		pieces++;
 	}
 	cr_expect_geq(pieces, 2, "the whole stream arrived in %zu piece(s)", pieces);
-	cr_expect_geq(last - first, 300,
-		      "first and last event arrived %lld ms apart; the engine spaced them by 750 ms",
-		      (long long)(last - first));
+	cr_expect_geq(
+		last - first, 300,
+		"first and last event arrived %lld ms apart; the engine spaced them by 750 ms",
+		(long long)(last - first));
 	http_resp_free(&r);
 	free(want);
 	sim_stop(ref);
@@ -276,7 +283,8 @@ Test(proxy, sse_events_arrive_as_the_engine_writes_them)
 
 Test(proxy, openai_streams_end_with_done)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"20\""));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"20\""));
 	struct sim *ref = sim_start("tiny", NULL);
 	static const struct {
 		const char *path, *body;
@@ -305,7 +313,8 @@ Test(proxy, openai_streams_end_with_done)
 
 Test(proxy, chunked_request_bodies_are_forwarded)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", "") HARNESS_ECHO_EP("echo"));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", "") HARNESS_ECHO_EP("echo"));
 	struct sim *ref = sim_start("tiny", NULL);
 	static const struct {
 		const char *engine_path, *floed_path, *body;
@@ -319,8 +328,11 @@ Test(proxy, chunked_request_bodies_are_forwarded)
 		size_t want_len;
 		char *want = sim_post(ref, cases[i].engine_path, cases[i].body, &want_len);
 		cr_assert(want);
-		struct http_req req = { .url = floed_url(f, cases[i].floed_path), .body = cases[i].body,
-					.headers = hdrs, .chunked = true, .chunk_size = 5 };
+		struct http_req req = { .url = floed_url(f, cases[i].floed_path),
+					.body = cases[i].body,
+					.headers = hdrs,
+					.chunked = true,
+					.chunk_size = 5 };
 		struct http_resp r;
 		http_do(&req, &r);
 		expect_same_body(&r, want, want_len, cases[i].floed_path);
@@ -328,8 +340,10 @@ Test(proxy, chunked_request_bodies_are_forwarded)
 		free(want);
 	}
 	static const char text[] = "a chunked body, sent 3 bytes at a time, arrives whole";
-	struct http_req req = { .url = floed_url(f, "/endpoints/echo/upload"), .body = text,
-				.chunked = true, .chunk_size = 3 };
+	struct http_req req = { .url = floed_url(f, "/endpoints/echo/upload"),
+				.body = text,
+				.chunked = true,
+				.chunk_size = 3 };
 	struct http_resp r;
 	http_do(&req, &r);
 	json_t *j = echo_json(&r);
@@ -346,10 +360,14 @@ Test(proxy, keep_alive_reuses_the_client_connection)
 	CURL *e = curl_easy_init();
 	static const char *const hdrs[] = { JSON_CT, NULL };
 	for (int i = 0; i < 6; i++) {
-		struct http_req req = { .url = floed_url(f, "/endpoints/tiny/generate"), .body = GEN_BODY,
-					.headers = hdrs, .easy = e, .chunked = (i % 2 == 1) };
+		struct http_req req = { .url = floed_url(f, "/endpoints/tiny/generate"),
+					.body = GEN_BODY,
+					.headers = hdrs,
+					.easy = e,
+					.chunked = (i % 2 == 1) };
 		if (i == 4)
-			req = (struct http_req){ .url = floed_url(f, "/endpoints/tiny/v1/models"), .easy = e };
+			req = (struct http_req){ .url = floed_url(f, "/endpoints/tiny/v1/models"),
+						 .easy = e };
 		struct http_resp r;
 		http_do(&req, &r);
 		cr_expect_eq(r.status, 200, "request %d: %ld %s", i, r.status, r.error);
@@ -365,9 +383,12 @@ Test(proxy, keep_alive_reuses_the_client_connection)
 
 Test(proxy, one_mebibyte_bodies_round_trip)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", "") HARNESS_ECHO_EP("echo"));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", "") HARNESS_ECHO_EP("echo"));
 	struct sim *ref = sim_start("tiny", NULL);
-	enum { MIB = 1 << 20 };
+	enum {
+		MIB = 1 << 20
+	};
 	char *text = xmalloc(MIB + 1);
 	for (size_t i = 0; i < MIB; i++)
 		text[i] = "abcdefghijklmnopqrstuvwxyz0123456789 "[(i * 7 + i / 37) % 37];
@@ -388,9 +409,13 @@ Test(proxy, one_mebibyte_bodies_round_trip)
 	/* 1 MiB up and (inside JSON) 1 MiB down, chunked up. */
 	static const char *const hdrs[] = { "Content-Type: text/plain", NULL };
 	for (int chunked = 0; chunked < 2; chunked++) {
-		struct http_req req = { .url = floed_url(f, "/endpoints/echo/big"), .body = text,
-					.body_len = MIB, .headers = hdrs, .chunked = chunked,
-					.chunk_size = 65536, .timeout_ms = 60000 };
+		struct http_req req = { .url = floed_url(f, "/endpoints/echo/big"),
+					.body = text,
+					.body_len = MIB,
+					.headers = hdrs,
+					.chunked = chunked,
+					.chunk_size = 65536,
+					.timeout_ms = 60000 };
 		http_do(&req, &r);
 		json_t *j = echo_json(&r);
 		const char *echoed = jstr(j, "body");
@@ -407,14 +432,18 @@ Test(proxy, one_mebibyte_bodies_round_trip)
 
 Test(proxy, replica_killed_mid_stream_cuts_it_and_the_endpoint_recovers)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"100\""));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"100\""));
 	cr_assert_eq(http_status("POST", floed_url(f, "/endpoints/tiny/generate"),
 				 "{\"inputs\":\"w\",\"parameters\":{\"max_new_tokens\":1}}"),
 		     200);
 	static const char *const hdrs[] = { JSON_CT, NULL };
-	struct http_req req = { .url = floed_url(f, "/endpoints/tiny/generate_stream"),
-				.body = "{\"inputs\":\"long\",\"parameters\":{\"max_new_tokens\":200}}",
-				.headers = hdrs, .timeout_ms = 60000 };
+	struct http_req req = {
+		.url = floed_url(f, "/endpoints/tiny/generate_stream"),
+		.body = "{\"inputs\":\"long\",\"parameters\":{\"max_new_tokens\":200}}",
+		.headers = hdrs,
+		.timeout_ms = 60000
+	};
 	struct http_bg *bg = http_bg_start(&req);
 	cr_assert(WAIT_UNTIL(http_bg_bytes(bg) > 0, 10000), "the stream did not start");
 
@@ -428,14 +457,14 @@ Test(proxy, replica_killed_mid_stream_cuts_it_and_the_endpoint_recovers)
 	/* Headers were out: the only honest signal is a cut stream (no
 	 * terminating chunk), which curl reports as an error. */
 	cr_expect_neq(r->code, CURLE_OK,
-		      "the stream ended cleanly (status %ld, %zu bytes) though its engine died", r->status,
-		      r->body.len);
+		      "the stream ended cleanly (status %ld, %zu bytes) though its engine died",
+		      r->status, r->body.len);
 	cr_expect_eq(r->status, 200);
 	http_bg_free(bg);
 
 	/* Once floed has reaped the dead replica, the next request is served by a new one. */
-	cr_assert(WAIT_UNTIL(!proc_alive(inits[0]), 10000), "the dead replica's floe-init %d lingers",
-		  (int)inits[0]);
+	cr_assert(WAIT_UNTIL(!proc_alive(inits[0]), 10000),
+		  "the dead replica's floe-init %d lingers", (int)inits[0]);
 	struct http_resp n;
 	http_post(floed_url(f, "/endpoints/tiny/generate"), GEN_BODY, &n, JSON_CT, NULL);
 	cr_expect_eq(n.status, 200, "request after the crash: %ld %s %.200s", n.status, n.error,
@@ -447,15 +476,19 @@ Test(proxy, replica_killed_mid_stream_cuts_it_and_the_endpoint_recovers)
 
 Test(proxy, replica_killed_before_the_response_gives_502)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"100\""));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"100\""));
 	cr_assert_eq(http_status("POST", floed_url(f, "/endpoints/tiny/generate"),
 				 "{\"inputs\":\"w\",\"parameters\":{\"max_new_tokens\":1}}"),
 		     200);
 	/* A plain /generate answers after all tokens: 20 s here. */
 	static const char *const hdrs[] = { JSON_CT, NULL };
-	struct http_req req = { .url = floed_url(f, "/endpoints/tiny/generate"),
-				.body = "{\"inputs\":\"long\",\"parameters\":{\"max_new_tokens\":200}}",
-				.headers = hdrs, .timeout_ms = 60000 };
+	struct http_req req = {
+		.url = floed_url(f, "/endpoints/tiny/generate"),
+		.body = "{\"inputs\":\"long\",\"parameters\":{\"max_new_tokens\":200}}",
+		.headers = hdrs,
+		.timeout_ms = 60000
+	};
 	struct http_bg *bg = http_bg_start(&req);
 	cr_assert(WAIT_UNTIL(sim_metric(f, "tiny", "sim_running_requests") == 1, 10000),
 		  "the request never reached the engine");
@@ -480,12 +513,16 @@ Test(proxy, replica_killed_before_the_response_gives_502)
 
 Test(proxy, client_leaving_mid_stream_closes_the_upstream_request)
 {
-	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"100\""));
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("tiny", ", \"--token-ms\", \"100\""));
 	static const char *const hdrs[] = { JSON_CT, NULL };
 	/* 300 tokens x 100 ms: 30 s if nobody stops it. */
-	struct http_req req = { .url = floed_url(f, "/endpoints/tiny/generate_stream"),
-				.body = "{\"inputs\":\"long\",\"parameters\":{\"max_new_tokens\":300}}",
-				.headers = hdrs, .timeout_ms = 60000 };
+	struct http_req req = {
+		.url = floed_url(f, "/endpoints/tiny/generate_stream"),
+		.body = "{\"inputs\":\"long\",\"parameters\":{\"max_new_tokens\":300}}",
+		.headers = hdrs,
+		.timeout_ms = 60000
+	};
 	struct http_bg *bg = http_bg_start(&req);
 	cr_assert(WAIT_UNTIL(http_bg_bytes(bg) > 0, 10000), "the stream did not start");
 	cr_assert_eq(sim_metric(f, "tiny", "sim_running_requests"), 1);
