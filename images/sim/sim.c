@@ -51,7 +51,7 @@
 #define EMBED_DIM 32
 #define DRAIN_GRACE_MS 5000
 #define LINGER_MS 2000
-#define FILL_CHUNK_WORDS ((16u << 20) / sizeof(uint64_t))
+#define FILL_CHUNK_WORDS ((4u << 20) / sizeof(uint64_t))
 #define FILL_SEED 0x9e3779b97f4a7c15ULL
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
