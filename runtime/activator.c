@@ -175,8 +175,13 @@ static void req_fail(struct floe_req *req, int status, const char *type, const c
 	struct floe_conn *c = req->client;
 	req->client = NULL;
 	if (c) {
+		/* Every answer says how long it was held, refusals included. */
+		uint64_t held_ns = req->state == REQ_HELD ? floe_now_ns() - req->t_start_ns : req->hold_ns;
+		char headers[256];
+		snprintf(headers, sizeof(headers), "%sServer-Timing: hold;dur=%.1f\r\n",
+			 extra_headers ? extra_headers : "", (double)held_ns / 1e6);
 		c->exchange = NULL;
-		floe_conn_error(c, status, type, message, extra_headers);
+		floe_conn_error(c, status, type, message, headers);
 	}
 	floe__req_complete(req, status);
 }
