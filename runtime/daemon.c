@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
+#include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -153,23 +154,6 @@ static void on_reload_signal(uv_signal_t *s, int signum)
 	log_info("configuration reloaded (%zu endpoints)", cfg->n_endpoints);
 }
 
-static int mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void find_bindir(struct daemon *d)
 {
 	char exe[PATH_MAX];
@@ -202,7 +186,7 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 		return 0;
 	}
 	apply_log_settings(d.cfg);
-	int rc = mkdir_p(d.cfg->data_dir);
+	int rc = floe_mkdir_p(d.cfg->data_dir, 0750);
 	if (rc < 0) {
 		fprintf(stderr, "floed: data directory %s: %s\n", d.cfg->data_dir, strerror(-rc));
 		floe_config_free(d.cfg);

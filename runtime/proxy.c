@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "log.h"
 #include "runtime-internal.h"
+#include "stream.h"
 #include "xalloc.h"
 
 /* Request bytes queued toward a replica beyond this pause the client. */
@@ -35,13 +36,6 @@ struct upstream {
 	bool resp_done;     /* the response message is complete */
 	bool junk_after;    /* bytes followed the response: not reusable */
 	bool read_stopped;  /* backpressure from the client */
-};
-
-struct up_write {
-	uv_write_t req;
-	struct upstream *up;
-	size_t len;
-	char data[];
 };
 
 static void up_close(struct upstream *up);
@@ -86,8 +80,8 @@ void floe__replica_close_idle(struct replica *r)
 
 static void on_up_write(uv_write_t *w, int status)
 {
-	struct up_write *uw = container_of(w, struct up_write, req);
-	struct upstream *up = uw->up;
+	struct floe_write *uw = floe_write_of(w);
+	struct upstream *up = uw->owner;
 	up->write_queued -= uw->len;
 	free(uw);
 	if (up->closing)
@@ -109,47 +103,15 @@ static void on_up_write(uv_write_t *w, int status)
  * and freed, and the caller must not touch it. */
 static int up_writev(struct upstream *up, const uv_buf_t *bufs, unsigned n)
 {
-	size_t total = 0;
-	for (unsigned i = 0; i < n; i++)
-		total += bufs[i].len;
-	if (total == 0 || up->closing)
+	if (up->closing)
 		return 0;
-	size_t skip = 0;
-	if (up->write_queued == 0) {
-		int r = uv_try_write((uv_stream_t *)&up->tcp, bufs, n);
-		if (r > 0)
-			skip = (size_t)r;
-		else if (r < 0 && r != UV_EAGAIN) {
-			up_fail(up, uv_strerror(r));
-			return -1;
-		}
-		if (skip == total)
-			return 0;
-	}
-	struct up_write *uw = xmalloc(sizeof(*uw) + total - skip);
-	uw->up = up;
-	uw->len = 0;
-	for (unsigned i = 0; i < n; i++) {
-		size_t len = bufs[i].len;
-		const char *p = bufs[i].base;
-		if (skip >= len) {
-			skip -= len;
-			continue;
-		}
-		p += skip;
-		len -= skip;
-		skip = 0;
-		memcpy(uw->data + uw->len, p, len);
-		uw->len += len;
-	}
-	uv_buf_t b = uv_buf_init(uw->data, (unsigned)uw->len);
-	int rc = uv_write(&uw->req, (uv_stream_t *)&up->tcp, &b, 1, on_up_write);
-	if (rc < 0) {
-		free(uw);
-		up_fail(up, uv_strerror(rc));
+	ssize_t queued = floe_stream_write((uv_stream_t *)&up->tcp, bufs, n, up->write_queued, up,
+					   on_up_write);
+	if (queued < 0) {
+		up_fail(up, uv_strerror((int)queued));
 		return -1;
 	}
-	up->write_queued += uw->len;
+	up->write_queued += (size_t)queued;
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "clock.h"
+#include "fsutil.h"
 #include "log.h"
 #include "runtime-internal.h"
 #include "xalloc.h"
@@ -116,23 +117,6 @@ static void on_proc_exit(struct floe_proc *p, int status)
 	replica_free_if_unused(r);
 }
 
-static int mkdir_p(const char *path)
-{
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
 {
 	struct floe_activator *a = ep->act;
@@ -152,7 +136,7 @@ struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
 
 	char *log_dir = xasprintf("%s/logs/%s", a->data_dir, cfg->name);
 	char *log_path = xasprintf("%s/%s.log", log_dir, r->id);
-	int rc = mkdir_p(log_dir);
+	int rc = floe_mkdir_p(log_dir, 0750);
 	if (rc < 0) {
 		floe_error_set(err, rc, "cannot create log directory %s: %s", log_dir, strerror(-rc));
 		goto fail;

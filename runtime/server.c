@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "server.h"
+#include "stream.h"
 #include "xalloc.h"
 
 /* Output queued beyond this stops the producer (floe_conn_write returns
@@ -17,13 +18,6 @@
 /* Pipelined bytes buffered while an exchange runs; past it we stop reading. */
 #define PENDING_MAX (64 * 1024)
 #define READ_BUF_SIZE (64 * 1024)
-
-struct write_req {
-	uv_write_t req;
-	struct floe_conn *c;
-	size_t len;
-	char data[];
-};
 
 static void conn_close(struct floe_conn *c);
 static void conn_process(struct floe_conn *c);
@@ -86,8 +80,8 @@ static const struct floe_http_parser_cbs conn_parser_cbs = {
 
 static void on_write(uv_write_t *req, int status)
 {
-	struct write_req *w = container_of(req, struct write_req, req);
-	struct floe_conn *c = w->c;
+	struct floe_write *w = floe_write_of(req);
+	struct floe_conn *c = w->owner;
 	c->write_queued -= w->len;
 	free(w);
 	if (status < 0) {
@@ -153,45 +147,13 @@ void floe_conn_uncork(struct floe_conn *c)
 
 static bool conn_writev_now(struct floe_conn *c, const uv_buf_t *bufs, unsigned n, size_t total)
 {
-	/* Most responses fit the socket buffer: try writing now, and copy only
-	 * what the kernel did not take. Order is kept because we try only when
-	 * nothing is queued. */
-	size_t skip = 0;
-	if (c->write_queued == 0) {
-		int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-		if (r > 0)
-			skip = (size_t)r;
-		else if (r < 0 && r != UV_EAGAIN) {
-			conn_close(c);
-			return false;
-		}
-		if (skip == total)
-			return true;
-	}
-	struct write_req *w = xmalloc(sizeof(*w) + total - skip);
-	w->c = c;
-	w->len = 0;
-	for (unsigned i = 0; i < n; i++) {
-		const char *p = bufs[i].base;
-		size_t len = bufs[i].len;
-		if (skip >= len) {
-			skip -= len;
-			continue;
-		}
-		p += skip;
-		len -= skip;
-		skip = 0;
-		memcpy(w->data + w->len, p, len);
-		w->len += len;
-	}
-	uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
-	int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-	if (r < 0) {
-		free(w);
+	(void)total;
+	ssize_t queued = floe_stream_write((uv_stream_t *)&c->tcp, bufs, n, c->write_queued, c, on_write);
+	if (queued < 0) {
 		conn_close(c);
 		return false;
 	}
-	c->write_queued += w->len;
+	c->write_queued += (size_t)queued;
 	if (c->write_queued >= WRITE_HIGH_WATER) {
 		c->want_writable = true;
 		return false;

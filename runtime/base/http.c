@@ -219,8 +219,15 @@ static int on_header_value_complete(llhttp_t *l)
 	struct floe_http_parser *p = parser_of(l);
 	struct floe_http_msg *m = &p->msg;
 	p->after_field = false;
+	/* The value is the tail of raw: drop trailing blanks (OWS is not part
+	 * of a field value, RFC 9110 5.5; llhttp keeps it). */
+	struct floe_http_header *cur = current_header(m);
+	while (cur->value_len > 0 && (m->raw.data[m->raw.len - 1] == ' ' || m->raw.data[m->raw.len - 1] == '\t')) {
+		m->raw.len--;
+		cur->value_len--;
+	}
 	floe_buf_append(&m->raw, "", 1);
-	const struct floe_http_header *h = current_header(m);
+	const struct floe_http_header *h = cur;
 	const char *name = m->raw.data + h->name_off;
 	const char *value = m->raw.data + h->value_off;
 	if (strcasecmp(name, "transfer-encoding") == 0) {
