@@ -510,7 +510,7 @@ static void build_upstream_head(struct floe_req *req, const struct floe_http_msg
 			continue;
 		if (strcasecmp(name, "host") == 0)
 			have_host = true;
-		floe_buf_printf(h, "%s: %s\r\n", name, value);
+		floe_http_header_append(h, msg, i);
 	}
 	if (!have_host)
 		floe_buf_puts(h, "Host: localhost\r\n");

@@ -198,7 +198,7 @@ static void write_response_head(struct upstream *up, const struct floe_http_msg 
 			continue;
 		if (connection && floe_http_list_has_token(connection, name))
 			continue;
-		floe_buf_printf(&h, "%s: %s\r\n", name, floe_http_header_value(msg, i));
+		floe_http_header_append(&h, msg, i);
 	}
 	floe_buf_printf(&h, "Server-Timing: hold;dur=%.1f", (double)req->hold_ns / 1e6);
 	if (req->woke && req->cold_reported)

@@ -448,15 +448,32 @@ const char *floe_http_reason(int status)
 
 bool floe_http_is_hop_by_hop(const char *name)
 {
-	/* RFC 9110 7.6.1, plus Proxy-Connection (non-standard, still sent). */
-	static const char *const hop[] = {
-		"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-		"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-	};
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (strcasecmp(name, hop[i]) == 0)
-			return true;
-	return false;
+	/* RFC 9110 7.6.1, plus Proxy-Connection (non-standard, still sent).
+	 * Called for every header of every message both ways: the first
+	 * letter rules out most names before any comparison. */
+	switch (name[0] | 0x20) {
+	case 'c': return strcasecmp(name, "connection") == 0;
+	case 'k': return strcasecmp(name, "keep-alive") == 0;
+	case 'p':
+		return strcasecmp(name, "proxy-connection") == 0 ||
+		       strcasecmp(name, "proxy-authenticate") == 0 ||
+		       strcasecmp(name, "proxy-authorization") == 0;
+	case 't':
+		return strcasecmp(name, "te") == 0 || strcasecmp(name, "trailer") == 0 ||
+		       strcasecmp(name, "transfer-encoding") == 0;
+	case 'u': return strcasecmp(name, "upgrade") == 0;
+	default: return false;
+	}
+}
+
+void floe_http_header_append(struct floe_buf *out, const struct floe_http_msg *m, size_t i)
+{
+	const struct floe_http_header *h = &m->headers[i];
+	floe_buf_reserve(out, h->name_len + h->value_len + 4);
+	floe_buf_append(out, m->raw.data + h->name_off, h->name_len);
+	floe_buf_append(out, ": ", 2);
+	floe_buf_append(out, m->raw.data + h->value_off, h->value_len);
+	floe_buf_append(out, "\r\n", 2);
 }
 
 bool floe_http_list_has_token(const char *list, const char *token)

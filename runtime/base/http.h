@@ -135,6 +135,9 @@ const char *floe_http_reason(int status);
 /** True for hop-by-hop headers (RFC 9110 7.6.1) a proxy must not forward. */
 bool floe_http_is_hop_by_hop(const char *name);
 
+/** Append header i of m as "Name: value\r\n" (no formatting pass: it is on every request). */
+void floe_http_header_append(struct floe_buf *out, const struct floe_http_msg *m, size_t i);
+
 /** True when a comma-separated token list (e.g. Connection) contains token, case-insensitively. */
 bool floe_http_list_has_token(const char *list, const char *token);
 
