@@ -266,7 +266,7 @@ static void req_dispatch(struct floe_req *req, struct replica *r)
 	if (req->woke && !req->cold_reported) {
 		req->cold_reported = true;
 		req->cold_kind = r->kind;
-		req->cold_start_ms = (double)(r->ready_ns - r->spawned_ns) / 1e6;
+		req->cold_start_ns = r->ready_ns - r->spawned_ns;
 	}
 	floe__proxy_start(req, r);
 }
@@ -489,27 +489,29 @@ static void build_upstream_head(struct floe_req *req, const struct floe_http_msg
 				int64_t content_length, bool chunked)
 {
 	struct floe_buf *h = &req->head;
-	const char *connection = floe_http_msg_header(msg, "connection");
 	const char *xff = NULL;
 	bool have_host = false;
+	floe_buf_reserve(h, 512);
 	floe_buf_printf(h, "%s %s HTTP/1.1\r\n", llhttp_method_name((llhttp_method_t)msg->method),
 			req->target);
 	for (size_t i = 0; i < msg->n_headers; i++) {
-		const char *name = floe_http_header_name(msg, i);
-		const char *value = floe_http_header_value(msg, i);
-		if (floe_http_is_hop_by_hop(name) || strcasecmp(name, "content-length") == 0 ||
-		    strcasecmp(name, "expect") == 0)
+		switch (msg->headers[i].id) {
+		case FLOE_HDR_OTHER:
+			break;
+		case FLOE_HDR_HOST:
+			have_host = true;
+			break;
+		case FLOE_HDR_X_FORWARDED_FOR:
+			xff = floe_http_header_value(msg, i);
 			continue;
-		if (connection && floe_http_list_has_token(connection, name))
-			continue;
-		if (strcasecmp(name, "x-forwarded-for") == 0) {
-			xff = value;
+		default:
+			/* Hop-by-hop, our own framing and forwarding headers, and
+			 * Expect (answered here) are not passed on. */
 			continue;
 		}
-		if (strcasecmp(name, "x-forwarded-proto") == 0)
+		if (msg->connection_list &&
+		    floe_http_list_has_token(msg->connection_list, floe_http_header_name(msg, i)))
 			continue;
-		if (strcasecmp(name, "host") == 0)
-			have_host = true;
 		floe_http_header_append(h, msg, i);
 	}
 	if (!have_host)

@@ -182,36 +182,53 @@ static void write_response_head(struct upstream *up, const struct floe_http_msg 
 {
 	struct floe_req *req = up->req;
 	struct floe_conn *c = req->client;
-	struct floe_buf h = FLOE_BUF_INIT;
-	const char *connection = floe_http_msg_header(msg, "connection");
+	/* One scratch buffer for every response head (single-threaded loop;
+	 * the bytes are copied out by the write below). */
+	static struct floe_buf h = FLOE_BUF_INIT;
+	floe_buf_reset(&h);
 	bool no_body = req->head_request || msg->status == 204 || msg->status == 304 ||
 		       (msg->status >= 100 && msg->status < 200);
 	bool client_11 = req->req_msg && req->req_msg->minor >= 1;
 
 	req->status = msg->status;
-	floe_buf_printf(&h, "HTTP/1.1 %d %s\r\n", msg->status,
-			msg->reason_len ? floe_http_msg_str(msg, msg->reason_off)
-					: floe_http_reason(msg->status));
+	floe_buf_puts(&h, "HTTP/1.1 ");
+	floe_buf_append_u64(&h, (uint64_t)msg->status);
+	floe_buf_puts(&h, " ");
+	if (msg->reason_len)
+		floe_buf_append(&h, floe_http_msg_str(msg, msg->reason_off), msg->reason_len);
+	else
+		floe_buf_puts(&h, floe_http_reason(msg->status));
+	floe_buf_puts(&h, "\r\n");
 	for (size_t i = 0; i < msg->n_headers; i++) {
-		const char *name = floe_http_header_name(msg, i);
-		if (floe_http_is_hop_by_hop(name) || strcasecmp(name, "content-length") == 0)
+		uint8_t id = msg->headers[i].id;
+		if (floe_http_header_id_is_hop(id) || id == FLOE_HDR_CONTENT_LENGTH)
 			continue;
-		if (connection && floe_http_list_has_token(connection, name))
+		if (msg->connection_list &&
+		    floe_http_list_has_token(msg->connection_list, floe_http_header_name(msg, i)))
 			continue;
 		floe_http_header_append(&h, msg, i);
 	}
-	floe_buf_printf(&h, "Server-Timing: hold;dur=%.1f", (double)req->hold_ns / 1e6);
-	if (req->woke && req->cold_reported)
-		floe_buf_printf(&h, ", cold-start;dur=%.1f;desc=\"%s\"", req->cold_start_ms,
-				floe__cold_kind_name(req->cold_kind));
-	floe_buf_printf(&h, "\r\nX-Floe-Replica: %s\r\n", up->r ? up->r->id : "gone");
+	floe_buf_puts(&h, "Server-Timing: hold;dur=");
+	floe_buf_append_ms(&h, req->hold_ns);
+	if (req->woke && req->cold_reported) {
+		floe_buf_puts(&h, ", cold-start;dur=");
+		floe_buf_append_ms(&h, req->cold_start_ns);
+		floe_buf_puts(&h, ";desc=\"");
+		floe_buf_puts(&h, floe__cold_kind_name(req->cold_kind));
+		floe_buf_puts(&h, "\"");
+	}
+	floe_buf_puts(&h, "\r\nX-Floe-Replica: ");
+	floe_buf_puts(&h, up->r ? up->r->id : "gone");
+	floe_buf_puts(&h, "\r\n");
 
 	bool keep_alive = floe_conn_keep_alive(c);
-	if (no_body) {
-		if (msg->content_length >= 0)
-			floe_buf_printf(&h, "Content-Length: %lld\r\n", (long long)msg->content_length);
-	} else if (msg->content_length >= 0) {
-		floe_buf_printf(&h, "Content-Length: %lld\r\n", (long long)msg->content_length);
+	if (msg->content_length >= 0) {
+		/* With no body (HEAD, 204, 304) it still describes the entity. */
+		floe_buf_puts(&h, "Content-Length: ");
+		floe_buf_append_u64(&h, (uint64_t)msg->content_length);
+		floe_buf_puts(&h, "\r\n");
+	} else if (no_body) {
+		/* nothing to frame */
 	} else if (client_11) {
 		/* Chunked or read-until-close upstream: re-framed as chunked, which
 		 * also lets SSE events reach the client as they are produced. */
@@ -231,7 +248,6 @@ static void write_response_head(struct upstream *up, const struct floe_http_msg 
 		up->read_stopped = true;
 		uv_read_stop((uv_stream_t *)&up->tcp);
 	}
-	floe_buf_destroy(&h);
 }
 
 static int up_on_head(void *ud, struct floe_http_msg *msg)

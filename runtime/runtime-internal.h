@@ -124,7 +124,7 @@ struct floe_req {
 	uint64_t hold_ns;
 	bool woke;               /* this request started the cold start */
 	bool cold_reported;
-	double cold_start_ms;
+	uint64_t cold_start_ns;
 	enum cold_kind cold_kind;
 	/* request toward the upstream */
 	struct floe_buf head;    /* serialized request head */

@@ -85,3 +85,22 @@ char *floe_buf_steal(struct floe_buf *b, size_t *len)
 	floe_buf_init(b);
 	return d;
 }
+
+void floe_buf_append_u64(struct floe_buf *b, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	floe_buf_append(b, tmp + sizeof(tmp) - n, n);
+}
+
+void floe_buf_append_ms(struct floe_buf *b, uint64_t ns)
+{
+	uint64_t tenths = (ns + 50000) / 100000;
+	floe_buf_append_u64(b, tenths / 10);
+	char frac[2] = { '.', (char)('0' + tenths % 10) };
+	floe_buf_append(b, frac, 2);
+}

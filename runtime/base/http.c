@@ -44,6 +44,7 @@ static void msg_reset(struct floe_http_msg *m)
 	m->chunked = false;
 	m->keep_alive = false;
 	m->expect_continue = false;
+	m->connection_list = NULL;
 }
 
 /* Account for head bytes; the limit covers the request line and all headers
@@ -214,6 +215,41 @@ static int on_header_value(llhttp_t *l, const char *at, size_t len)
 	return 0;
 }
 
+/* Recognise a header name once, by length first: every consumer then
+ * switches on the id instead of comparing strings again. */
+static uint8_t classify(const char *name, size_t len)
+{
+#define IS(s) (len == sizeof(s) - 1 && strcasecmp(name, s) == 0)
+	switch (len) {
+	case 2: return IS("te") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
+	case 4: return IS("host") ? FLOE_HDR_HOST : FLOE_HDR_OTHER;
+	case 6: return IS("expect") ? FLOE_HDR_EXPECT : FLOE_HDR_OTHER;
+	case 7:
+		return IS("upgrade") || IS("trailer") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
+	case 10:
+		if (IS("connection"))
+			return FLOE_HDR_CONNECTION;
+		return IS("keep-alive") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
+	case 14: return IS("content-length") ? FLOE_HDR_CONTENT_LENGTH : FLOE_HDR_OTHER;
+	case 15: return IS("x-forwarded-for") ? FLOE_HDR_X_FORWARDED_FOR : FLOE_HDR_OTHER;
+	case 16: return IS("proxy-connection") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
+	case 17:
+		if (IS("transfer-encoding"))
+			return FLOE_HDR_TRANSFER_ENCODING;
+		return IS("x-forwarded-proto") ? FLOE_HDR_X_FORWARDED_PROTO : FLOE_HDR_OTHER;
+	case 18: return IS("proxy-authenticate") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
+	case 19: return IS("proxy-authorization") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
+	default: return FLOE_HDR_OTHER;
+	}
+#undef IS
+}
+
+/* "keep-alive", "close" (or both): nothing beyond the usual to strip. */
+static bool connection_is_plain(const char *value)
+{
+	return strcasecmp(value, "keep-alive") == 0 || strcasecmp(value, "close") == 0;
+}
+
 static int on_header_value_complete(llhttp_t *l)
 {
 	struct floe_http_parser *p = parser_of(l);
@@ -230,14 +266,17 @@ static int on_header_value_complete(llhttp_t *l)
 	const struct floe_http_header *h = cur;
 	const char *name = m->raw.data + h->name_off;
 	const char *value = m->raw.data + h->value_off;
-	if (strcasecmp(name, "transfer-encoding") == 0) {
+	cur->id = classify(name, h->name_len);
+	if (cur->id == FLOE_HDR_CONNECTION && !connection_is_plain(value))
+		m->connection_list = value;
+	if (cur->id == FLOE_HDR_TRANSFER_ENCODING) {
 		/* Only "chunked" alone is accepted: other codings (gzip, identity,
 		 * lists) are how smuggling payloads hide from one of two parsers. */
 		p->n_te++;
 		p->te_seen = true;
 		if (strcasecmp(value, "chunked") != 0)
 			p->te_bad = true;
-	} else if (strcasecmp(name, "expect") == 0) {
+	} else if (cur->id == FLOE_HDR_EXPECT) {
 		if (strcasecmp(value, "100-continue") == 0)
 			m->expect_continue = true;
 		else if (l->type == HTTP_REQUEST)
@@ -448,22 +487,8 @@ const char *floe_http_reason(int status)
 
 bool floe_http_is_hop_by_hop(const char *name)
 {
-	/* RFC 9110 7.6.1, plus Proxy-Connection (non-standard, still sent).
-	 * Called for every header of every message both ways: the first
-	 * letter rules out most names before any comparison. */
-	switch (name[0] | 0x20) {
-	case 'c': return strcasecmp(name, "connection") == 0;
-	case 'k': return strcasecmp(name, "keep-alive") == 0;
-	case 'p':
-		return strcasecmp(name, "proxy-connection") == 0 ||
-		       strcasecmp(name, "proxy-authenticate") == 0 ||
-		       strcasecmp(name, "proxy-authorization") == 0;
-	case 't':
-		return strcasecmp(name, "te") == 0 || strcasecmp(name, "trailer") == 0 ||
-		       strcasecmp(name, "transfer-encoding") == 0;
-	case 'u': return strcasecmp(name, "upgrade") == 0;
-	default: return false;
-	}
+	/* RFC 9110 7.6.1, plus Proxy-Connection (non-standard, still sent). */
+	return floe_http_header_id_is_hop(classify(name, strlen(name)));
 }
 
 void floe_http_header_append(struct floe_buf *out, const struct floe_http_msg *m, size_t i)

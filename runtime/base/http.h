@@ -19,9 +19,23 @@
 
 #include "buf.h"
 
+/** Headers the proxy treats specially, recognised once while parsing. */
+enum floe_http_header_id {
+	FLOE_HDR_OTHER = 0,
+	FLOE_HDR_HOP_BY_HOP,        /* RFC 9110 7.6.1 (Connection itself has its own id) */
+	FLOE_HDR_CONNECTION,
+	FLOE_HDR_CONTENT_LENGTH,
+	FLOE_HDR_TRANSFER_ENCODING, /* also hop-by-hop */
+	FLOE_HDR_EXPECT,
+	FLOE_HDR_HOST,
+	FLOE_HDR_X_FORWARDED_FOR,
+	FLOE_HDR_X_FORWARDED_PROTO,
+};
+
 struct floe_http_header {
 	uint32_t name_off, name_len;
 	uint32_t value_off, value_len;
+	uint8_t id; /* enum floe_http_header_id */
 };
 
 /** One parsed message head. Strings point into raw and are NUL-terminated. */
@@ -38,7 +52,16 @@ struct floe_http_msg {
 	bool chunked;
 	bool keep_alive;      /* llhttp_should_keep_alive after the head */
 	bool expect_continue; /* request had "Expect: 100-continue" */
+	/* Connection names other headers to drop (beyond keep-alive/close):
+	 * only then must each header be checked against its list. */
+	const char *connection_list;
 };
+
+/** True for ids a proxy never forwards (hop-by-hop, Connection, Transfer-Encoding). */
+static inline bool floe_http_header_id_is_hop(uint8_t id)
+{
+	return id == FLOE_HDR_HOP_BY_HOP || id == FLOE_HDR_CONNECTION || id == FLOE_HDR_TRANSFER_ENCODING;
+}
 
 static inline const char *floe_http_msg_str(const struct floe_http_msg *m, uint32_t off)
 {

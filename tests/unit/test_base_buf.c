@@ -380,3 +380,21 @@ Test(xalloc, calloc_overflow_aborts, .signal = SIGABRT)
 	free(p);
 }
 #endif
+
+Test(buf, decimal_and_millisecond_formatting)
+{
+	struct floe_buf b = FLOE_BUF_INIT;
+	floe_buf_append_u64(&b, 0);
+	floe_buf_puts(&b, " ");
+	floe_buf_append_u64(&b, 18446744073709551615ull);
+	floe_buf_puts(&b, " ");
+	floe_buf_append_ms(&b, 0);
+	floe_buf_puts(&b, " ");
+	floe_buf_append_ms(&b, 2053949999); /* 2053.949999 ms rounds to 2053.9 */
+	floe_buf_puts(&b, " ");
+	floe_buf_append_ms(&b, 2053950000); /* exactly half a tenth rounds up */
+	floe_buf_puts(&b, " ");
+	floe_buf_append_ms(&b, 999999);
+	cr_assert_str_eq(b.data, "0 18446744073709551615 0.0 2053.9 2054.0 1.0");
+	floe_buf_destroy(&b);
+}
