@@ -57,17 +57,18 @@ static void metrics_register(struct floe_activator *a)
 		a->metrics, FLOE_HISTOGRAM, "floe_request_duration_seconds",
 		"Time from request head to the end of the response, hold included.", l_ep,
 		floe_metrics_latency_buckets, floe_metrics_latency_buckets_len);
-	a->m.cold_starts = floe_metrics_family(a->metrics, FLOE_COUNTER, "floe_cold_starts_total",
-					       "Replicas that came up, by kind (fresh, restore, warm_pool).",
-					       l_ep_kind, NULL, 0);
+	a->m.cold_starts = floe_metrics_family(
+		a->metrics, FLOE_COUNTER, "floe_cold_starts_total",
+		"Replicas that came up, by kind (fresh, restore, warm_pool).", l_ep_kind, NULL, 0);
 	a->m.cold_start_duration = floe_metrics_family(
 		a->metrics, FLOE_HISTOGRAM, "floe_cold_start_duration_seconds",
 		"Time from starting a replica to its first successful readiness check.", l_ep_kind,
 		floe_metrics_latency_buckets, floe_metrics_latency_buckets_len);
 	a->m.replicas = floe_metrics_family(a->metrics, FLOE_GAUGE, "floe_replicas",
 					    "Replicas by state.", l_ep_state, NULL, 0);
-	a->m.queue_depth = floe_metrics_family(a->metrics, FLOE_GAUGE, "floe_queue_depth",
-					       "Requests held waiting for a replica.", l_ep, NULL, 0);
+	a->m.queue_depth =
+		floe_metrics_family(a->metrics, FLOE_GAUGE, "floe_queue_depth",
+				    "Requests held waiting for a replica.", l_ep, NULL, 0);
 }
 
 static void endpoint_metrics_update(struct endpoint *ep)
@@ -176,7 +177,8 @@ static void req_fail(struct floe_req *req, int status, const char *type, const c
 	req->client = NULL;
 	if (c) {
 		/* Every answer says how long it was held, refusals included. */
-		uint64_t held_ns = req->state == REQ_HELD ? floe_now_ns() - req->t_start_ns : req->hold_ns;
+		uint64_t held_ns =
+			req->state == REQ_HELD ? floe_now_ns() - req->t_start_ns : req->hold_ns;
 		char headers[256];
 		snprintf(headers, sizeof(headers), "%sServer-Timing: hold;dur=%.1f\r\n",
 			 extra_headers ? extra_headers : "", (double)held_ns / 1e6);
@@ -195,14 +197,13 @@ static void on_hold_timer(uv_timer_t *t)
 	struct endpoint *ep = container_of(t, struct endpoint, hold_timer);
 	uint64_t now = floe_now_ms();
 	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &ep->held)
-	{
+	floe_list_for_each_safe(pos, tmp, &ep->held) {
 		struct floe_req *req = container_of(pos, struct floe_req, qlink);
 		if (req->deadline_ms > now)
 			continue;
 		char msg[160];
-		snprintf(msg, sizeof(msg), "endpoint '%s' had no ready replica within the hold time",
-			 ep->cfg->name);
+		snprintf(msg, sizeof(msg),
+			 "endpoint '%s' had no ready replica within the hold time", ep->cfg->name);
 		req_fail(req, 503, "scale_up_timeout", msg, "Retry-After: 5\r\n");
 	}
 	hold_timer_arm(ep);
@@ -212,8 +213,7 @@ static void hold_timer_arm(struct endpoint *ep)
 {
 	uint64_t earliest = UINT64_MAX;
 	struct floe_list *pos;
-	floe_list_for_each(pos, &ep->held)
-	{
+	floe_list_for_each(pos, &ep->held) {
 		struct floe_req *req = container_of(pos, struct floe_req, qlink);
 		if (req->deadline_ms < earliest)
 			earliest = req->deadline_ms;
@@ -243,8 +243,7 @@ static struct replica *pick_replica(struct endpoint *ep)
 {
 	struct replica *best = NULL;
 	struct floe_list *pos;
-	floe_list_for_each(pos, &ep->replicas)
-	{
+	floe_list_for_each(pos, &ep->replicas) {
 		struct replica *r = container_of(pos, struct replica, link);
 		if (r->state != REPLICA_READY)
 			continue;
@@ -336,8 +335,7 @@ static void on_backoff_timer(uv_timer_t *t)
 static void endpoint_fail_held(struct endpoint *ep, const char *why)
 {
 	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &ep->held)
-	{
+	floe_list_for_each_safe(pos, tmp, &ep->held) {
 		struct floe_req *req = container_of(pos, struct floe_req, qlink);
 		req_fail(req, 503, "replica_start_failed", why, "Retry-After: 10\r\n");
 	}
@@ -369,8 +367,7 @@ static void endpoint_evaluate(struct endpoint *ep)
 		/* Drain the least recently started first? All are idle: any. */
 		struct floe_list *pos, *tmp;
 		uint32_t left = d.drain;
-		floe_list_for_each_safe(pos, tmp, &ep->replicas)
-		{
+		floe_list_for_each_safe(pos, tmp, &ep->replicas) {
 			struct replica *r = container_of(pos, struct replica, link);
 			if (left == 0)
 				break;
@@ -382,7 +379,8 @@ static void endpoint_evaluate(struct endpoint *ep)
 	}
 	if (d.start > 0) {
 		if (now < ep->backoff_until_ms) {
-			uv_timer_start(&ep->backoff_timer, on_backoff_timer, ep->backoff_until_ms - now, 0);
+			uv_timer_start(&ep->backoff_timer, on_backoff_timer,
+				       ep->backoff_until_ms - now, 0);
 		} else {
 			for (uint32_t i = 0; i < d.start; i++) {
 				floe_error err;
@@ -390,8 +388,12 @@ static void endpoint_evaluate(struct endpoint *ep)
 				if (!floe__replica_start(ep, &err)) {
 					log_error("%s: %s", ep->cfg->name, err.msg);
 					ep->failures++;
-					uint64_t backoff = BACKOFF_BASE_MS << (ep->failures < 7 ? ep->failures - 1 : 6);
-					ep->backoff_until_ms = now + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+					uint64_t backoff =
+						BACKOFF_BASE_MS
+						<< (ep->failures < 7 ? ep->failures - 1 : 6);
+					ep->backoff_until_ms =
+						now + (backoff < BACKOFF_MAX_MS ? backoff :
+										  BACKOFF_MAX_MS);
 					if (ep->failures >= MAX_START_FAILURES) {
 						endpoint_fail_held(ep, err.msg);
 					}
@@ -405,7 +407,8 @@ static void endpoint_evaluate(struct endpoint *ep)
 	/* Re-arm scale-to-zero while idle and above the minimum. */
 	if (idle && ep->n_ready + ep->n_starting > ep->cfg->scaling.min_replica && d.drain == 0) {
 		uint64_t timeout = ep->cfg->scaling.scale_to_zero_timeout_ms;
-		uv_timer_start(&ep->idle_timer, on_idle_timer, idle_for < timeout ? timeout - idle_for : 0, 0);
+		uv_timer_start(&ep->idle_timer, on_idle_timer,
+			       idle_for < timeout ? timeout - idle_for : 0, 0);
 	}
 }
 
@@ -419,7 +422,8 @@ void floe__endpoint_on_replica_ready(struct endpoint *ep, struct replica *r)
 	double secs = (double)(r->ready_ns - r->spawned_ns) / 1e9;
 	floe_metric_inc(floe_metric_get(a->m.cold_starts, lv));
 	floe_metric_observe(floe_metric_get(a->m.cold_start_duration, lv), secs);
-	log_info("%s: replica %s ready (%s start, %.0f ms)", ep->cfg->name, r->id, kind, secs * 1000);
+	log_info("%s: replica %s ready (%s start, %.0f ms)", ep->cfg->name, r->id, kind,
+		 secs * 1000);
 	endpoint_release(ep);
 	endpoint_evaluate(ep);
 }
@@ -434,10 +438,12 @@ void floe__endpoint_on_replica_gone(struct endpoint *ep, struct replica *r, bool
 		ep->backoff_until_ms = now + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
 		if (ep->failures >= MAX_START_FAILURES && ep->n_ready == 0) {
 			char why[256];
-			snprintf(why, sizeof(why),
-				 "endpoint '%s': %u replica starts failed in a row (last: %s); see %s/logs/%s/",
-				 ep->cfg->name, ep->failures,
-				 WIFEXITED(status) ? "exited" : "killed", ep->act->data_dir, ep->cfg->name);
+			snprintf(
+				why, sizeof(why),
+				"endpoint '%s': %u replica starts failed in a row (last: %s); see %s/logs/%s/",
+				ep->cfg->name, ep->failures,
+				WIFEXITED(status) ? "exited" : "killed", ep->act->data_dir,
+				ep->cfg->name);
 			endpoint_fail_held(ep, why);
 		}
 	}
@@ -452,8 +458,7 @@ static struct endpoint *find_endpoint(struct floe_activator *a, const char *name
 				      bool match_model)
 {
 	struct floe_list *pos;
-	floe_list_for_each(pos, &a->endpoints)
-	{
+	floe_list_for_each(pos, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		if (ep->removed)
 			continue;
@@ -463,8 +468,7 @@ static struct endpoint *find_endpoint(struct floe_activator *a, const char *name
 	if (!match_model)
 		return NULL;
 	/* OpenAI clients send the model id; an endpoint serving that model answers. */
-	floe_list_for_each(pos, &a->endpoints)
-	{
+	floe_list_for_each(pos, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		if (!ep->removed && ep->cfg->model && strlen(ep->cfg->model) == len &&
 		    memcmp(ep->cfg->model, name, len) == 0)
@@ -496,14 +500,9 @@ static void build_upstream_head(struct floe_req *req, const struct floe_http_msg
 			req->target);
 	for (size_t i = 0; i < msg->n_headers; i++) {
 		switch (msg->headers[i].id) {
-		case FLOE_HDR_OTHER:
-			break;
-		case FLOE_HDR_HOST:
-			have_host = true;
-			break;
-		case FLOE_HDR_X_FORWARDED_FOR:
-			xff = floe_http_header_value(msg, i);
-			continue;
+		case FLOE_HDR_OTHER: break;
+		case FLOE_HDR_HOST: have_host = true; break;
+		case FLOE_HDR_X_FORWARDED_FOR: xff = floe_http_header_value(msg, i); continue;
 		default:
 			/* Hop-by-hop, our own framing and forwarding headers, and
 			 * Expect (answered here) are not passed on. */
@@ -557,7 +556,8 @@ static void act_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		struct endpoint *ep = find_endpoint(a, name, name_len, false);
 		if (!ep) {
 			char m[200];
-			snprintf(m, sizeof(m), "endpoint '%.*s' not found", (int)(name_len > 64 ? 64 : name_len), name);
+			snprintf(m, sizeof(m), "endpoint '%.*s' not found",
+				 (int)(name_len > 64 ? 64 : name_len), name);
 			req_fail(req, 404, "not_found", m, NULL);
 			return;
 		}
@@ -579,8 +579,8 @@ static void act_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		req->target = xstrndup(url, url_len);
 		return;
 	}
-	req_fail(req, 404, "not_found", "no such route: use /endpoints/NAME/... or /v1/* with a model",
-		 NULL);
+	req_fail(req, 404, "not_found",
+		 "no such route: use /endpoints/NAME/... or /v1/* with a model", NULL);
 }
 
 static void route_by_model(struct floe_req *req)
@@ -621,7 +621,8 @@ static void act_on_body(struct floe_conn *c, const char *data, size_t len)
 		return;
 	if (req->state == REQ_ROUTING) {
 		if (req->body.len + len > ROUTE_BODY_MAX) {
-			req_fail(req, 413, "payload_too_large", "request body too large to route by model", NULL);
+			req_fail(req, 413, "payload_too_large",
+				 "request body too large to route by model", NULL);
 			return;
 		}
 		floe_buf_append(&req->body, data, len);
@@ -687,7 +688,8 @@ const struct floe_server_handler floe_activator_handler = {
 
 /* --- endpoints ------------------------------------------------------------ */
 
-static struct endpoint *endpoint_new(struct floe_activator *a, const struct floe_endpoint_config *cfg)
+static struct endpoint *endpoint_new(struct floe_activator *a,
+				     const struct floe_endpoint_config *cfg)
 {
 	struct endpoint *ep = xcalloc(1, sizeof(*ep));
 	ep->act = a;
@@ -737,8 +739,7 @@ static void endpoint_maybe_free(struct endpoint *ep)
 static void endpoint_drain_all(struct endpoint *ep)
 {
 	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &ep->replicas)
-	{
+	floe_list_for_each_safe(pos, tmp, &ep->replicas) {
 		struct replica *r = container_of(pos, struct replica, link);
 		if (r->state == REPLICA_STARTING || r->state == REPLICA_READY)
 			floe__replica_drain(r);
@@ -751,8 +752,7 @@ static void endpoint_remove(struct endpoint *ep)
 	uv_timer_stop(&ep->idle_timer);
 	uv_timer_stop(&ep->backoff_timer);
 	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &ep->held)
-	{
+	floe_list_for_each_safe(pos, tmp, &ep->held) {
 		struct floe_req *req = container_of(pos, struct floe_req, qlink);
 		req_fail(req, 404, "not_found", "endpoint was removed", NULL);
 	}
@@ -763,8 +763,7 @@ static void endpoint_remove(struct endpoint *ep)
 void floe_activator_apply(struct floe_activator *a, const struct floe_config *cfg)
 {
 	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &a->endpoints)
-	{
+	floe_list_for_each_safe(pos, tmp, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		if (ep->removed)
 			continue;
@@ -816,8 +815,7 @@ struct floe_activator *floe_activator_new(uv_loop_t *loop, struct floe_metrics *
 static bool activator_empty(struct floe_activator *a)
 {
 	struct floe_list *pos;
-	floe_list_for_each(pos, &a->endpoints)
-	{
+	floe_list_for_each(pos, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		if (!floe_list_empty(&ep->replicas) || ep->n_held || ep->in_flight)
 			return false;
@@ -849,8 +847,7 @@ static void on_shutdown_grace(uv_timer_t *t)
 	struct floe_activator *a = container_of(t, struct floe_activator, shutdown_timer);
 	log_warn("shutdown grace elapsed: killing the remaining replicas");
 	struct floe_list *pos, *rpos, *rtmp;
-	floe_list_for_each(pos, &a->endpoints)
-	{
+	floe_list_for_each(pos, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		floe_list_for_each_safe(rpos, rtmp, &ep->replicas)
 			floe__replica_kill(container_of(rpos, struct replica, link));
@@ -864,18 +861,17 @@ void floe_activator_shutdown(struct floe_activator *a, uint64_t grace_ms,
 	a->shutdown_done = done;
 	a->shutdown_arg = arg;
 	struct floe_list *pos, *qpos, *qtmp;
-	floe_list_for_each(pos, &a->endpoints)
-	{
+	floe_list_for_each(pos, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		uv_timer_stop(&ep->idle_timer);
 		uv_timer_stop(&ep->backoff_timer);
 		/* Held requests with a replica to go to get it; the rest cannot be
 		 * served by a floed that is going away. */
 		endpoint_release(ep);
-		floe_list_for_each_safe(qpos, qtmp, &ep->held)
-		{
+		floe_list_for_each_safe(qpos, qtmp, &ep->held) {
 			struct floe_req *req = container_of(qpos, struct floe_req, qlink);
-			req_fail(req, 503, "shutting_down", "floed is shutting down", "Retry-After: 1\r\n");
+			req_fail(req, 503, "shutting_down", "floed is shutting down",
+				 "Retry-After: 1\r\n");
 		}
 		endpoint_drain_all(ep);
 	}
@@ -896,8 +892,7 @@ static void on_act_handle_closed(uv_handle_t *h)
 void floe_activator_free(struct floe_activator *a)
 {
 	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &a->endpoints)
-	{
+	floe_list_for_each_safe(pos, tmp, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		ep->removed = true;
 		endpoint_maybe_free(ep);

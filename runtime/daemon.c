@@ -63,8 +63,9 @@ static int load_config(struct daemon *d, struct floe_config **out, floe_error *e
 	if (o->config_path)
 		rc = floe_config_load_file(o->config_path, &d->env, &cfg, err);
 	else
-		rc = floe_config_load_string(floe_config_default_yaml, strlen(floe_config_default_yaml),
-					     "<embedded default>", &d->env, &cfg, err);
+		rc = floe_config_load_string(floe_config_default_yaml,
+					     strlen(floe_config_default_yaml), "<embedded default>",
+					     &d->env, &cfg, err);
 	if (rc < 0)
 		return rc;
 	/* Command-line flags win over the file. */
@@ -86,7 +87,8 @@ static int load_config(struct daemon *d, struct floe_config **out, floe_error *e
 	enum floe_log_level lvl;
 	if (floe_log_level_parse(cfg->log_level, &lvl) < 0) {
 		floe_config_free(cfg);
-		return floe_error_set(err, -EINVAL, "log level: expected error|warn|info|debug, got '%s'",
+		return floe_error_set(err, -EINVAL,
+				      "log level: expected error|warn|info|debug, got '%s'",
 				      cfg->log_level);
 	}
 	*out = cfg;
@@ -143,7 +145,8 @@ static void on_reload_signal(uv_signal_t *s, int signum)
 		log_error("reload refused, keeping the running configuration: %s", err.msg);
 		return;
 	}
-	if (strcmp(cfg->listen_host, d->cfg->listen_host) != 0 || cfg->listen_port != d->cfg->listen_port ||
+	if (strcmp(cfg->listen_host, d->cfg->listen_host) != 0 ||
+	    cfg->listen_port != d->cfg->listen_port ||
 	    strcmp(cfg->api_host, d->cfg->api_host) != 0 || cfg->api_port != d->cfg->api_port ||
 	    strcmp(cfg->data_dir, d->cfg->data_dir) != 0)
 		log_warn("reload: listen addresses and data_dir take effect only on restart");
@@ -197,7 +200,8 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 
 	char *init_path = xasprintf("%s/floe-init", d.bindir);
 	if (access(init_path, X_OK) != 0) {
-		fprintf(stderr, "floed: %s: %s (it must sit next to floed)\n", init_path, strerror(errno));
+		fprintf(stderr, "floed: %s: %s (it must sit next to floed)\n", init_path,
+			strerror(errno));
 		free(init_path);
 		floe_config_free(d.cfg);
 		return 1;

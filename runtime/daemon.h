@@ -9,7 +9,7 @@ struct floe_daemon_opts {
 	const char *data_dir;
 	const char *log_level;
 	const char *presets_dir;
-	int check_only;          /* validate the configuration and exit */
+	int check_only; /* validate the configuration and exit */
 };
 
 /** Run floed until SIGTERM/SIGINT. Returns the process exit code. */

@@ -479,12 +479,9 @@ static void put_series(struct floe_buf *out, const struct floe_metric_family *f,
 static const char *type_name(enum floe_metric_type t)
 {
 	switch (t) {
-	case FLOE_COUNTER:
-		return "counter";
-	case FLOE_GAUGE:
-		return "gauge";
-	case FLOE_HISTOGRAM:
-		return "histogram";
+	case FLOE_COUNTER: return "counter";
+	case FLOE_GAUGE: return "gauge";
+	case FLOE_HISTOGRAM: return "histogram";
 	}
 	return "untyped";
 }

@@ -15,7 +15,11 @@ struct floe_metrics;       /* a registry */
 struct floe_metric_family; /* one metric name, fixed label names */
 struct floe_metric;        /* one child: a label-value tuple */
 
-enum floe_metric_type { FLOE_COUNTER, FLOE_GAUGE, FLOE_HISTOGRAM };
+enum floe_metric_type {
+	FLOE_COUNTER,
+	FLOE_GAUGE,
+	FLOE_HISTOGRAM
+};
 
 /**
  * Default histogram bounds for latencies in seconds: 5 ms to 300 s, since a
@@ -49,13 +53,14 @@ struct floe_metric *floe_metric_get(struct floe_metric_family *f, const char *co
 /** Remove the child for these label values (an endpoint went away). Cached pointers die. */
 void floe_metric_remove(struct floe_metric_family *f, const char *const *values);
 /** Remove every child whose label `label` equals value (all series of one endpoint). */
-void floe_metric_remove_matching(struct floe_metric_family *f, const char *label, const char *value);
+void floe_metric_remove_matching(struct floe_metric_family *f, const char *label,
+				 const char *value);
 
 void floe_metric_inc(struct floe_metric *c);               /* counter or gauge += 1 */
 void floe_metric_add(struct floe_metric *c, double v);     /* counter (v >= 0) or gauge */
 void floe_metric_set(struct floe_metric *g, double v);     /* gauge */
 void floe_metric_observe(struct floe_metric *h, double v); /* histogram */
-double floe_metric_value(const struct floe_metric *c);     /* counter/gauge value; histogram count */
+double floe_metric_value(const struct floe_metric *c); /* counter/gauge value; histogram count */
 
 /** Append the whole registry in Prometheus text format to out. */
 void floe_metrics_render(struct floe_metrics *m, struct floe_buf *out);

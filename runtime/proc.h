@@ -26,23 +26,23 @@ typedef void (*floe_proc_exit_cb)(struct floe_proc *p, int status);
 typedef void (*floe_proc_close_cb)(struct floe_proc *p);
 
 struct floe_proc_spec {
-	char *const *argv;        /* engine argv, NULL-terminated; argv[0] absolute or found in PATH */
+	char *const *argv; /* engine argv, NULL-terminated; argv[0] absolute or found in PATH */
 	const struct floe_kv *env; /* added to floed's environment (overriding) */
 	size_t n_env;
-	const char *init_path;    /* the floe-init executable */
-	const char *log_path;     /* engine stdout+stderr go here (created 0640, appended) */
-	uint64_t log_max_bytes;   /* past this the file is rotated to LOG_PATH.1 (one generation) */
+	const char *init_path;  /* the floe-init executable */
+	const char *log_path;   /* engine stdout+stderr go here (created 0640, appended) */
+	uint64_t log_max_bytes; /* past this the file is rotated to LOG_PATH.1 (one generation) */
 };
 
 /** Caller-owned (embed it); fields are read-only for callers. */
 struct floe_proc {
 	uv_loop_t *loop;
-	pid_t pid;        /* floe-init, as seen from floed's PID namespace */
+	pid_t pid; /* floe-init, as seen from floed's PID namespace */
 	int pidfd;
-	int netns_fd;     /* the replica's network namespace (O_RDONLY of /proc/PID/ns/net) */
-	int exited;       /* set before exit_cb runs */
+	int netns_fd; /* the replica's network namespace (O_RDONLY of /proc/PID/ns/net) */
+	int exited;   /* set before exit_cb runs */
 	int exit_status;
-	void *data;       /* for the caller */
+	void *data; /* for the caller */
 	/* private */
 	uv_poll_t pidfd_poll;
 	uv_pipe_t log_pipe;

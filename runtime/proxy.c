@@ -33,9 +33,9 @@ struct upstream {
 	bool closing;
 	bool reused;
 	bool head_sent;
-	bool resp_done;     /* the response message is complete */
-	bool junk_after;    /* bytes followed the response: not reusable */
-	bool read_stopped;  /* backpressure from the client */
+	bool resp_done;    /* the response message is complete */
+	bool junk_after;   /* bytes followed the response: not reusable */
+	bool read_stopped; /* backpressure from the client */
 };
 
 static void up_close(struct upstream *up);
@@ -272,7 +272,8 @@ static int up_on_body(void *ud, const char *data, size_t len)
 	if (req->resp_chunked) {
 		char size[24];
 		int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-		uv_buf_t b[3] = { uv_buf_init(size, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
+		uv_buf_t b[3] = { uv_buf_init(size, (unsigned)n),
+				  uv_buf_init((char *)data, (unsigned)len),
 				  uv_buf_init("\r\n", 2) };
 		more = floe_conn_writev(req->client, b, 3);
 	} else {
@@ -328,7 +329,8 @@ static void up_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 				return;
 			}
 		}
-		up_fail(up, nread == UV_EOF ? "replica closed the connection" : uv_strerror((int)nread));
+		up_fail(up, nread == UV_EOF ? "replica closed the connection" :
+					      uv_strerror((int)nread));
 		return;
 	}
 	/* Head, body pieces and the final chunk parsed from one read leave in
@@ -365,7 +367,8 @@ static void proxy_finish(struct upstream *up)
 	up->req = NULL;
 	req->up = NULL;
 	bool reusable = !up->junk_after && up->parser.msg.keep_alive && req->body_sent_done &&
-			up->write_queued == 0 && r && r->state == REPLICA_READY && r->n_idle < POOL_MAX_IDLE;
+			up->write_queued == 0 && r && r->state == REPLICA_READY &&
+			r->n_idle < POOL_MAX_IDLE;
 	if (reusable) {
 		up->resp_done = false;
 		up->head_sent = false;

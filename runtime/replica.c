@@ -96,11 +96,12 @@ static void on_proc_exit(struct floe_proc *p, int status)
 
 	bool failed = false;
 	if (was == REPLICA_STARTING) {
-		log_error("%s: replica %s exited before it was ready (%s); log: %s", ep->cfg->name, r->id,
-			  how, p->log_path);
+		log_error("%s: replica %s exited before it was ready (%s); log: %s", ep->cfg->name,
+			  r->id, how, p->log_path);
 		failed = true;
 	} else if (was == REPLICA_READY) {
-		log_error("%s: replica %s died (%s); log: %s", ep->cfg->name, r->id, how, p->log_path);
+		log_error("%s: replica %s died (%s); log: %s", ep->cfg->name, r->id, how,
+			  p->log_path);
 		failed = true;
 	} else {
 		log_info("%s: replica %s stopped (%s)", ep->cfg->name, r->id, how);
@@ -138,7 +139,8 @@ struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
 	char *log_path = xasprintf("%s/%s.log", log_dir, r->id);
 	int rc = floe_mkdir_p(log_dir, 0750);
 	if (rc < 0) {
-		floe_error_set(err, rc, "cannot create log directory %s: %s", log_dir, strerror(-rc));
+		floe_error_set(err, rc, "cannot create log directory %s: %s", log_dir,
+			       strerror(-rc));
 		goto fail;
 	}
 	struct floe_proc_spec spec = {
@@ -160,7 +162,8 @@ struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
 	r->timer.data = r;
 	floe_list_push(&ep->replicas, &r->link);
 	floe__endpoint_set_state(ep, r, REPLICA_STARTING);
-	log_info("%s: starting replica %s (pid %d): %s", cfg->name, r->id, (int)r->proc.pid, cfg->argv[0]);
+	log_info("%s: starting replica %s (pid %d): %s", cfg->name, r->id, (int)r->proc.pid,
+		 cfg->argv[0]);
 	free(log_dir);
 	free(log_path);
 	replica_schedule_probe(r);
@@ -231,7 +234,8 @@ static void probe_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	size_t consumed;
-	enum floe_http_status st = floe_http_parser_execute(&pr->parser, buf->base, (size_t)nread, &consumed);
+	enum floe_http_status st =
+		floe_http_parser_execute(&pr->parser, buf->base, (size_t)nread, &consumed);
 	if (st == FLOE_HTTP_ERROR) {
 		probe_finish(pr, false);
 		return;
@@ -293,9 +297,10 @@ static void replica_probe(struct replica *r)
 	}
 	struct probe *pr = xcalloc(1, sizeof(*pr));
 	pr->r = r;
-	snprintf(pr->request, sizeof(pr->request),
-		 "GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: floe-probe\r\nConnection: close\r\n\r\n",
-		 r->health_route);
+	snprintf(
+		pr->request, sizeof(pr->request),
+		"GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: floe-probe\r\nConnection: close\r\n\r\n",
+		r->health_route);
 	floe_http_parser_init(&pr->parser, HTTP_RESPONSE, &probe_cbs, pr, 64 * 1024, UINT64_MAX);
 	uv_tcp_init(r->ep->act->loop, &pr->tcp);
 	if (uv_tcp_open(&pr->tcp, fd) != 0) {
@@ -309,7 +314,8 @@ static void replica_probe(struct replica *r)
 	uv_ip4_addr("127.0.0.1", r->port, &addr);
 	r->probe = pr;
 	r->probes++;
-	if (uv_tcp_connect(&pr->connect, &pr->tcp, (struct sockaddr *)&addr, probe_on_connect) != 0) {
+	if (uv_tcp_connect(&pr->connect, &pr->tcp, (struct sockaddr *)&addr, probe_on_connect) !=
+	    0) {
 		probe_finish(pr, false);
 		return;
 	}
@@ -357,7 +363,8 @@ void floe__replica_drain(struct replica *r)
 		return;
 	}
 	if (r->state == REPLICA_READY) {
-		log_info("%s: draining replica %s (%u in flight)", r->ep->cfg->name, r->id, r->in_flight);
+		log_info("%s: draining replica %s (%u in flight)", r->ep->cfg->name, r->id,
+			 r->in_flight);
 		floe__endpoint_set_state(r->ep, r, REPLICA_DRAINING);
 	}
 	if (r->state == REPLICA_DRAINING && r->in_flight == 0)

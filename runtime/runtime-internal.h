@@ -28,7 +28,11 @@ enum replica_state {
 	REPLICA_DEAD,     /* exited; freed once nothing refers to it */
 };
 
-enum cold_kind { COLD_FRESH, COLD_RESTORE, COLD_WARM_POOL };
+enum cold_kind {
+	COLD_FRESH,
+	COLD_RESTORE,
+	COLD_WARM_POOL
+};
 
 struct floe_activator {
 	uv_loop_t *loop;
@@ -63,13 +67,13 @@ struct endpoint {
 	uint32_t n_held;
 	uint32_t in_flight;
 	uint32_t next_seq;
-	uint32_t failures;        /* consecutive failed starts or crashes, for backoff */
+	uint32_t failures; /* consecutive failed starts or crashes, for backoff */
 	uint64_t last_activity_ms;
 	uv_timer_t idle_timer;    /* scale to zero */
 	uv_timer_t hold_timer;    /* earliest held-request deadline */
 	uv_timer_t backoff_timer; /* next start allowed */
 	uint64_t backoff_until_ms;
-	bool removed;             /* gone from the config: freed once empty */
+	bool removed; /* gone from the config: freed once empty */
 	int pending_closes;
 	struct floe_metric *m_queue_depth;
 	struct floe_metric *m_replicas[3]; /* starting, ready, draining */
@@ -93,21 +97,21 @@ struct replica {
 	uint64_t ready_ns;
 	enum cold_kind kind;
 	uint32_t in_flight;
-	uint32_t refs;            /* requests and upstream connections pointing here */
-	struct floe_list idle;    /* idle struct upstream, most recent last */
+	uint32_t refs;         /* requests and upstream connections pointing here */
+	struct floe_list idle; /* idle struct upstream, most recent last */
 	uint32_t n_idle;
-	uv_timer_t timer;         /* readiness polls, then stop grace */
-	struct probe *probe;      /* readiness probe in progress */
+	uv_timer_t timer;    /* readiness polls, then stop grace */
+	struct probe *probe; /* readiness probe in progress */
 	uint32_t probes;
 	int pending_closes;
 	bool proc_closed;
-	bool counted;             /* included in endpoint state counters */
+	bool counted; /* included in endpoint state counters */
 };
 
 enum req_state {
-	REQ_ROUTING,   /* reading the body to find the OpenAI "model" */
-	REQ_HELD,      /* waiting in the endpoint queue */
-	REQ_PROXYING,  /* assigned to a replica */
+	REQ_ROUTING,  /* reading the body to find the OpenAI "model" */
+	REQ_HELD,     /* waiting in the endpoint queue */
+	REQ_PROXYING, /* assigned to a replica */
 	REQ_DONE,
 };
 
@@ -118,30 +122,30 @@ struct floe_req {
 	struct replica *r;
 	struct upstream *up;
 	enum req_state state;
-	struct floe_list qlink;  /* in endpoint->held */
+	struct floe_list qlink; /* in endpoint->held */
 	uint64_t deadline_ms;
 	uint64_t t_start_ns;
 	uint64_t hold_ns;
-	bool woke;               /* this request started the cold start */
+	bool woke; /* this request started the cold start */
 	bool cold_reported;
 	uint64_t cold_start_ns;
 	enum cold_kind cold_kind;
 	/* request toward the upstream */
-	struct floe_buf head;    /* serialized request head */
-	struct floe_buf body;    /* body bytes not yet written upstream */
+	struct floe_buf head; /* serialized request head */
+	struct floe_buf body; /* body bytes not yet written upstream */
 	uint8_t method;
-	bool body_chunked;       /* forward the body as chunked */
-	bool body_done;          /* the client's body ended */
-	bool body_sent_done;     /* ... and its end was written upstream */
+	bool body_chunked;   /* forward the body as chunked */
+	bool body_done;      /* the client's body ended */
+	bool body_sent_done; /* ... and its end was written upstream */
 	bool head_request;
 	bool body_paused;
 	/* response toward the client */
 	int status;
-	bool resp_started;       /* head written to the client */
-	bool resp_chunked;       /* we frame the body as chunked */
+	bool resp_started; /* head written to the client */
+	bool resp_chunked; /* we frame the body as chunked */
 	bool resp_keep_alive;
 	struct floe_http_msg *req_msg; /* the client's request head (lives until complete) */
-	char *target;            /* request target for upstream */
+	char *target;                  /* request target for upstream */
 };
 
 /* activator.c */

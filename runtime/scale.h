@@ -9,19 +9,19 @@
 #include <stdint.h>
 
 struct floe_scale_input {
-	uint32_t ready;      /* replicas serving */
-	uint32_t starting;   /* replicas coming up */
-	uint32_t in_flight;  /* requests on replicas */
-	uint32_t held;       /* requests waiting for a replica */
+	uint32_t ready;     /* replicas serving */
+	uint32_t starting;  /* replicas coming up */
+	uint32_t in_flight; /* requests on replicas */
+	uint32_t held;      /* requests waiting for a replica */
 	uint32_t target_concurrency;
 	uint32_t min_replica;
 	uint32_t max_replica;
-	bool idle_expired;   /* no request for scale_to_zero_timeout */
+	bool idle_expired; /* no request for scale_to_zero_timeout */
 };
 
 struct floe_scale_decision {
-	uint32_t start;      /* replicas to start now */
-	uint32_t drain;      /* ready replicas to drain now (idle scale-down) */
+	uint32_t start; /* replicas to start now */
+	uint32_t drain; /* ready replicas to drain now (idle scale-down) */
 };
 
 /**

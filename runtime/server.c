@@ -148,7 +148,8 @@ void floe_conn_uncork(struct floe_conn *c)
 static bool conn_writev_now(struct floe_conn *c, const uv_buf_t *bufs, unsigned n, size_t total)
 {
 	(void)total;
-	ssize_t queued = floe_stream_write((uv_stream_t *)&c->tcp, bufs, n, c->write_queued, c, on_write);
+	ssize_t queued =
+		floe_stream_write((uv_stream_t *)&c->tcp, bufs, n, c->write_queued, c, on_write);
 	if (queued < 0) {
 		conn_close(c);
 		return false;
@@ -382,8 +383,9 @@ static void on_timer(uv_timer_t *t)
 
 static void conn_arm_idle(struct floe_conn *c)
 {
-	uint64_t ms = floe_http_parser_mid_message(&c->parser) ? c->server->limits.header_timeout_ms
-							       : c->server->limits.idle_timeout_ms;
+	uint64_t ms = floe_http_parser_mid_message(&c->parser) ?
+			      c->server->limits.header_timeout_ms :
+			      c->server->limits.idle_timeout_ms;
 	uv_timer_start(&c->timer, on_timer, ms, 0);
 	c->timer_active = true;
 	c->timer_is_head = floe_http_parser_mid_message(&c->parser);
@@ -448,8 +450,8 @@ static void on_connection(uv_stream_t *listener, int status)
 	c->timer.data = c;
 	floe_list_push(&s->conns, &c->link);
 	s->n_conns++;
-	floe_http_parser_init(&c->parser, HTTP_REQUEST, &conn_parser_cbs, c, s->limits.max_head_bytes,
-			      s->limits.max_body_bytes);
+	floe_http_parser_init(&c->parser, HTTP_REQUEST, &conn_parser_cbs, c,
+			      s->limits.max_head_bytes, s->limits.max_body_bytes);
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
 		conn_close(c);
 		return;
@@ -469,7 +471,8 @@ static void on_connection(uv_stream_t *listener, int status)
 
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
 	struct addrinfo *res = NULL;
 	char portstr[8];
@@ -502,7 +505,8 @@ int floe_server_listen(struct floe_server *s, uv_loop_t *loop, const char *name,
 		r = uv_listen((uv_stream_t *)&s->listener, SOMAXCONN, on_connection);
 	if (r != 0) {
 		uv_close((uv_handle_t *)&s->listener, NULL);
-		return floe_error_set(err, r, "%s: listen on %s:%u: %s", name, host, port, uv_strerror(r));
+		return floe_error_set(err, r, "%s: listen on %s:%u: %s", name, host, port,
+				      uv_strerror(r));
 	}
 	s->listening = true;
 	return 0;
@@ -532,8 +536,7 @@ void floe_server_drain(struct floe_server *s)
 	floe_server_stop_accepting(s);
 	s->draining = true;
 	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &s->conns)
-	{
+	floe_list_for_each_safe(pos, tmp, &s->conns) {
 		struct floe_conn *c = container_of(pos, struct floe_conn, link);
 		if (!c->in_exchange)
 			conn_close(c);

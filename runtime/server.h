@@ -39,10 +39,10 @@ struct floe_server_handler {
 };
 
 struct floe_server_limits {
-	size_t max_head_bytes;       /* 431 beyond */
-	uint64_t max_body_bytes;     /* 413 beyond */
-	uint64_t header_timeout_ms;  /* 408 when a started head takes longer */
-	uint64_t idle_timeout_ms;    /* idle keep-alive connections closed after this */
+	size_t max_head_bytes;      /* 431 beyond */
+	uint64_t max_body_bytes;    /* 413 beyond */
+	uint64_t header_timeout_ms; /* 408 when a started head takes longer */
+	uint64_t idle_timeout_ms;   /* idle keep-alive connections closed after this */
 };
 
 struct floe_server {
@@ -50,42 +50,42 @@ struct floe_server {
 	uv_tcp_t listener;
 	const struct floe_server_handler *handler;
 	struct floe_server_limits limits;
-	void *data;              /* for the handler */
-	struct floe_list conns;  /* every open connection */
+	void *data;             /* for the handler */
+	struct floe_list conns; /* every open connection */
 	size_t n_conns;
 	bool listening;
-	bool draining;           /* no keep-alive: connections close after their exchange */
-	char name[16];           /* "data" or "api", for logs */
+	bool draining; /* no keep-alive: connections close after their exchange */
+	char name[16]; /* "data" or "api", for logs */
 };
 
 /** One client connection (private fields after the comment). */
 struct floe_conn {
 	struct floe_server *server;
-	void *exchange;          /* the handler's per-exchange object, or NULL */
-	char peer[64];           /* client address, for X-Forwarded-For */
+	void *exchange; /* the handler's per-exchange object, or NULL */
+	char peer[64];  /* client address, for X-Forwarded-For */
 	/* private */
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	struct floe_list link;
 	struct floe_http_parser parser;
-	struct floe_buf pending;  /* bytes read but not parsed (after a pause) */
-	struct floe_buf cork;     /* output held while corked */
+	struct floe_buf pending; /* bytes read but not parsed (after a pause) */
+	struct floe_buf cork;    /* output held while corked */
 	unsigned corked;
-	bool in_exchange;         /* head seen, floe_conn_finish not yet called */
-	bool response_started;    /* bytes of this exchange's response were written */
-	bool request_complete;    /* the current request's body has ended */
-	bool paused;              /* the parser is paused after a complete request */
-	bool processing;          /* inside conn_process (it is not re-entrant) */
-	bool read_stopped;        /* by backpressure or pause */
-	bool body_paused;         /* the handler asked to stop the request body */
+	bool in_exchange;      /* head seen, floe_conn_finish not yet called */
+	bool response_started; /* bytes of this exchange's response were written */
+	bool request_complete; /* the current request's body has ended */
+	bool paused;           /* the parser is paused after a complete request */
+	bool processing;       /* inside conn_process (it is not re-entrant) */
+	bool read_stopped;     /* by backpressure or pause */
+	bool body_paused;      /* the handler asked to stop the request body */
 	bool want_writable;
 	bool closing;
 	bool close_after_write;
-	bool client_keep_alive;   /* the request allows keep-alive */
+	bool client_keep_alive; /* the request allows keep-alive */
 	bool timer_active;
-	bool timer_is_head;       /* the timer is the head timeout, not the idle one */
+	bool timer_is_head; /* the timer is the head timeout, not the idle one */
 	int pending_closes;
-	size_t write_queued;      /* bytes handed to uv_write, not yet written */
+	size_t write_queued; /* bytes handed to uv_write, not yet written */
 };
 
 /**

@@ -533,26 +533,16 @@ static void on_connection(uv_stream_t *server, int status)
 static const char *reason_phrase(int status)
 {
 	switch (status) {
-	case 100:
-		return "Continue";
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 413:
-		return "Payload Too Large";
-	case 414:
-		return "URI Too Long";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Internal Server Error";
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
 	}
 }
 
@@ -698,8 +688,7 @@ static void stream_token(struct conn *c, unsigned i)
 			  "\"logprobs\":null,\"finish_reason\":null}]}\n\n",
 			  gen->id, gen->model_json, words[w]);
 		break;
-	default:
-		return;
+	default: return;
 	}
 	sse_event(c, ev.p, ev.len);
 }
@@ -1662,18 +1651,10 @@ static void parse_args(int argc, char **argv)
 			ok = parse_u64(optarg, 65535, &v);
 			opt.port = (int)v;
 			break;
-		case 'H':
-			opt.host = optarg;
-			break;
-		case 'i':
-			ok = parse_u64(optarg, 24ULL * 3600 * 1000, &opt.init_ms);
-			break;
-		case 'r':
-			ok = parse_u64(optarg, 1ULL << 20, &opt.rss_mib);
-			break;
-		case 't':
-			ok = parse_u64(optarg, 3600ULL * 1000, &opt.token_ms);
-			break;
+		case 'H': opt.host = optarg; break;
+		case 'i': ok = parse_u64(optarg, 24ULL * 3600 * 1000, &opt.init_ms); break;
+		case 'r': ok = parse_u64(optarg, 1ULL << 20, &opt.rss_mib); break;
+		case 't': ok = parse_u64(optarg, 3600ULL * 1000, &opt.token_ms); break;
 		case 'm':
 			ok = *optarg != '\0';
 			opt.model = optarg;
@@ -1682,18 +1663,10 @@ static void parse_args(int argc, char **argv)
 			ok = parse_u64(optarg, 1u << 20, &v);
 			opt.max_running = (unsigned)v;
 			break;
-		case 'L':
-			opt.listen_after_init = true;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case 'V':
-			printf("floe-sim %s\n", FLOE_VERSION);
-			exit(0);
-		default:
-			usage(stderr);
-			exit(2);
+		case 'L': opt.listen_after_init = true; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("floe-sim %s\n", FLOE_VERSION); exit(0);
+		default: usage(stderr); exit(2);
 		}
 		if (!ok) {
 			fprintf(stderr, "floe-sim: bad value for --%s: '%s'\n", lopts[li].name,

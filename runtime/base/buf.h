@@ -11,7 +11,12 @@ struct floe_buf {
 	size_t cap;
 };
 
-#define FLOE_BUF_INIT { NULL, 0, 0 }
+/* clang-format off: 14 lays a braced macro body out as a block */
+#define FLOE_BUF_INIT      \
+	{                  \
+		NULL, 0, 0 \
+	}
+/* clang-format on */
 
 /** Caller memory: init zeroes, destroy frees the storage. */
 void floe_buf_init(struct floe_buf *b);
@@ -22,7 +27,8 @@ void floe_buf_reset(struct floe_buf *b);
 void floe_buf_reserve(struct floe_buf *b, size_t n);
 void floe_buf_append(struct floe_buf *b, const void *data, size_t len);
 void floe_buf_puts(struct floe_buf *b, const char *s);
-void floe_buf_printf(struct floe_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void floe_buf_printf(struct floe_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /** Append a decimal number (no formatting pass: used on every request). */
 void floe_buf_append_u64(struct floe_buf *b, uint64_t v);
 /** Append nanoseconds as milliseconds with one decimal ("2053.9"). */

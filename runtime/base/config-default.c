@@ -6,16 +6,15 @@
  */
 #include "config.h"
 
-const char floe_config_default_yaml[] =
-	"# floed's embedded default configuration\n"
-	"listen: 127.0.0.1:8080\n"
-	"api_listen: 127.0.0.1:8081\n"
-	"endpoints:\n"
-	"  - name: demo\n"
-	"    engine: sim\n"
-	"    args: [\"--init-ms\", \"2000\"]\n"
-	"    scaling:\n"
-	"      min_replica: 0\n"
-	"      max_replica: 2\n"
-	"      scale_to_zero_timeout: 5m\n"
-	"      target_concurrency: 4\n";
+const char floe_config_default_yaml[] = "# floed's embedded default configuration\n"
+					"listen: 127.0.0.1:8080\n"
+					"api_listen: 127.0.0.1:8081\n"
+					"endpoints:\n"
+					"  - name: demo\n"
+					"    engine: sim\n"
+					"    args: [\"--init-ms\", \"2000\"]\n"
+					"    scaling:\n"
+					"      min_replica: 0\n"
+					"      max_replica: 2\n"
+					"      scale_to_zero_timeout: 5m\n"
+					"      target_concurrency: 4\n";

@@ -183,8 +183,8 @@ static bool is_ipv6_literal(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		if (zone) {
-			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			      c == '-' || c == '_' || c == '.'))
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
 				return false;
 			continue;
 		}
@@ -192,8 +192,8 @@ static bool is_ipv6_literal(const char *s, size_t n)
 			colon = true;
 		else if (c == '%' && i > 0)
 			zone = true;
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-			   c == '.'))
+		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			   (c >= 'A' && c <= 'F') || c == '.'))
 			return false;
 	}
 	return colon;
@@ -287,8 +287,8 @@ static const char *check_env_name(const char *s)
 	if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
 		return "is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)";
 	for (const char *p = s + 1; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		      *p == '_'))
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
 			return "is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)";
 	return NULL;
 }
@@ -399,13 +399,19 @@ struct section {
 	int (*validate)(struct loader *L, void *base, const struct seen *seen, const char *path);
 };
 
-#define FLD_UINT(k, T, m, d, lo, hi)                                                          \
-	{ .key = k, .type = T_UINT, .def = d, .min = lo, .max = hi,                            \
-	  .width = sizeof(((T *)0)->m), .off = offsetof(T, m) }
-#define FLD_DUR(k, T, m, d, lo)                                                               \
-	{ .key = k, .type = T_DURATION, .def = d, .min = lo, .off = offsetof(T, m) }
-#define FLD_STR(k, T, m, d, chk)                                                              \
-	{ .key = k, .type = T_STRING, .def = d, .check = chk, .off = offsetof(T, m) }
+#define FLD_UINT(k, T, m, d, lo, hi)                                      \
+	{                                                                 \
+		.key = k, .type = T_UINT, .def = d, .min = lo, .max = hi, \
+		.width = sizeof(((T *)0)->m), .off = offsetof(T, m)       \
+	}
+#define FLD_DUR(k, T, m, d, lo)                                                          \
+	{                                                                                \
+		.key = k, .type = T_DURATION, .def = d, .min = lo, .off = offsetof(T, m) \
+	}
+#define FLD_STR(k, T, m, d, chk)                                                          \
+	{                                                                                 \
+		.key = k, .type = T_STRING, .def = d, .check = chk, .off = offsetof(T, m) \
+	}
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
@@ -423,9 +429,11 @@ static const struct field limits_fields[] = {
 	FLD_DUR("header_timeout", struct floe_config, header_timeout_ms, "10s", 100),
 };
 static const struct section limits_section = { limits_fields,
-					       sizeof(limits_fields) / sizeof(limits_fields[0]), NULL };
+					       sizeof(limits_fields) / sizeof(limits_fields[0]),
+					       NULL };
 
-static int scaling_validate(struct loader *L, void *base, const struct seen *seen, const char *path);
+static int scaling_validate(struct loader *L, void *base, const struct seen *seen,
+			    const char *path);
 
 static const struct field scaling_fields[] = {
 	FLD_UINT("min_replica", struct floe_scaling, min_replica, "0", 0, 1024),
@@ -434,9 +442,9 @@ static const struct field scaling_fields[] = {
 		MS_PER_S),
 	FLD_UINT("target_concurrency", struct floe_scaling, target_concurrency, "4", 1, 1000000),
 };
-static const struct section scaling_section = {
-	scaling_fields, sizeof(scaling_fields) / sizeof(scaling_fields[0]), scaling_validate
-};
+static const struct section scaling_section = { scaling_fields,
+						sizeof(scaling_fields) / sizeof(scaling_fields[0]),
+						scaling_validate };
 
 /* An endpoint is parsed into a stage; resolution against its preset then
  * builds the final struct floe_endpoint_config. */
@@ -454,17 +462,31 @@ static void set_ep_ready(void *base, unsigned idx)
 }
 
 static const struct field endpoint_fields[] = {
-	{ .key = "name", .type = T_STRING, .required = true, .check = check_endpoint_name,
+	{ .key = "name",
+	  .type = T_STRING,
+	  .required = true,
+	  .check = check_endpoint_name,
 	  .off = offsetof(struct ep_stage, ep.name) },
-	{ .key = "engine", .type = T_STRING, .required = true, .check = check_engine,
+	{ .key = "engine",
+	  .type = T_STRING,
+	  .required = true,
+	  .check = check_engine,
 	  .off = offsetof(struct ep_stage, ep.engine) },
 	FLD_STR("model", struct ep_stage, ep.model, NULL, check_nonempty),
-	{ .key = "command", .type = T_STRLIST, .min = 1, .check = check_placeholders,
+	{ .key = "command",
+	  .type = T_STRLIST,
+	  .min = 1,
+	  .check = check_placeholders,
 	  .off = offsetof(struct ep_stage, command) },
-	{ .key = "args", .type = T_STRLIST, .check = check_placeholders,
+	{ .key = "args",
+	  .type = T_STRLIST,
+	  .check = check_placeholders,
 	  .off = offsetof(struct ep_stage, args) },
-	{ .key = "env", .type = T_STRMAP, .check = check_env_name,
-	  .off = offsetof(struct ep_stage, env), .off2 = offsetof(struct ep_stage, n_env) },
+	{ .key = "env",
+	  .type = T_STRMAP,
+	  .check = check_env_name,
+	  .off = offsetof(struct ep_stage, env),
+	  .off2 = offsetof(struct ep_stage, n_env) },
 	/* port, health_route, ready, start_timeout: defaults come from the preset */
 	FLD_UINT("port", struct ep_stage, ep.port, NULL, 1, 65535),
 	FLD_STR("health_route", struct ep_stage, ep.health_route, NULL, check_route),
@@ -473,7 +495,9 @@ static const struct field endpoint_fields[] = {
 	FLD_DUR("stop_grace", struct ep_stage, ep.stop_grace_ms, "10s", 0),
 	FLD_UINT("queue_size", struct ep_stage, ep.queue_size, "1024", 1, 1000000),
 	FLD_DUR("max_hold", struct ep_stage, ep.max_hold_ms, "300s", MS_PER_S),
-	{ .key = "scaling", .type = T_SECTION, .sub = &scaling_section,
+	{ .key = "scaling",
+	  .type = T_SECTION,
+	  .sub = &scaling_section,
 	  .off = offsetof(struct ep_stage, ep.scaling) },
 };
 static const struct section endpoint_section = {
@@ -483,16 +507,26 @@ static const struct section endpoint_section = {
 static int parse_endpoints(struct loader *L, yaml_node_t *node, void *base, const char *path);
 
 static const struct field top_fields[] = {
-	{ .key = "listen", .type = T_HOSTPORT, .def = "127.0.0.1:8080",
+	{ .key = "listen",
+	  .type = T_HOSTPORT,
+	  .def = "127.0.0.1:8080",
 	  .off = offsetof(struct floe_config, listen_host),
 	  .off2 = offsetof(struct floe_config, listen_port) },
-	{ .key = "api_listen", .type = T_HOSTPORT, .def = "127.0.0.1:8081",
+	{ .key = "api_listen",
+	  .type = T_HOSTPORT,
+	  .def = "127.0.0.1:8081",
 	  .off = offsetof(struct floe_config, api_host),
 	  .off2 = offsetof(struct floe_config, api_port) },
 	FLD_STR("data_dir", struct floe_config, data_dir, "/var/lib/floe", check_nonempty),
-	{ .key = "log_level", .type = T_CHOICE, .def = "info", .choices = log_levels,
+	{ .key = "log_level",
+	  .type = T_CHOICE,
+	  .def = "info",
+	  .choices = log_levels,
 	  .off = offsetof(struct floe_config, log_level) },
-	{ .key = "log_format", .type = T_CHOICE, .def = "text", .choices = log_formats,
+	{ .key = "log_format",
+	  .type = T_CHOICE,
+	  .def = "text",
+	  .choices = log_formats,
 	  .set_choice = set_log_format },
 	FLD_DUR("shutdown_grace", struct floe_config, shutdown_grace_ms, "30s", 0),
 	FLD_UINT("replica_log_max_bytes", struct floe_config, replica_log_max_bytes, "10485760",
@@ -511,23 +545,41 @@ static void set_preset_ready(void *base, unsigned idx)
 }
 
 static const struct field preset_fields[] = {
-	{ .key = "name", .type = T_STRING, .required = true, .check = check_engine,
+	{ .key = "name",
+	  .type = T_STRING,
+	  .required = true,
+	  .check = check_engine,
 	  .off = offsetof(struct floe_preset, name) },
 	FLD_STR("description", struct floe_preset, description, NULL, NULL),
-	{ .key = "command", .type = T_STRLIST, .required = true, .min = 1,
-	  .check = check_placeholders, .off = offsetof(struct floe_preset, command) },
-	{ .key = "port", .type = T_UINT, .required = true, .min = 1, .max = 65535,
-	  .width = sizeof(uint16_t), .off = offsetof(struct floe_preset, port) },
+	{ .key = "command",
+	  .type = T_STRLIST,
+	  .required = true,
+	  .min = 1,
+	  .check = check_placeholders,
+	  .off = offsetof(struct floe_preset, command) },
+	{ .key = "port",
+	  .type = T_UINT,
+	  .required = true,
+	  .min = 1,
+	  .max = 65535,
+	  .width = sizeof(uint16_t),
+	  .off = offsetof(struct floe_preset, port) },
 	FLD_STR("health_route", struct floe_preset, health_route, "/health", check_route),
-	{ .key = "ready", .type = T_CHOICE, .def = "http", .choices = ready_kinds,
+	{ .key = "ready",
+	  .type = T_CHOICE,
+	  .def = "http",
+	  .choices = ready_kinds,
 	  .set_choice = set_preset_ready },
 	FLD_DUR("start_timeout", struct floe_preset, start_timeout_ms, "10m", MS_PER_S),
-	{ .key = "env", .type = T_STRMAP, .check = check_env_name,
-	  .off = offsetof(struct floe_preset, env), .off2 = offsetof(struct floe_preset, n_env) },
+	{ .key = "env",
+	  .type = T_STRMAP,
+	  .check = check_env_name,
+	  .off = offsetof(struct floe_preset, env),
+	  .off2 = offsetof(struct floe_preset, n_env) },
 };
-static const struct section preset_section = {
-	preset_fields, sizeof(preset_fields) / sizeof(preset_fields[0]), NULL
-};
+static const struct section preset_section = { preset_fields,
+					       sizeof(preset_fields) / sizeof(preset_fields[0]),
+					       NULL };
 
 /* ------------------------------------------------------------------------
  * The table walker
@@ -536,12 +588,9 @@ static const struct section preset_section = {
 static const char *node_kind(const yaml_node_t *n)
 {
 	switch (n->type) {
-	case YAML_SEQUENCE_NODE:
-		return "a list";
-	case YAML_MAPPING_NODE:
-		return "a mapping";
-	default:
-		return "nothing";
+	case YAML_SEQUENCE_NODE: return "a list";
+	case YAML_MAPPING_NODE: return "a mapping";
+	default: return "nothing";
 	}
 }
 
@@ -558,28 +607,21 @@ static bool is_null(const yaml_node_t *n)
 static const char *type_desc(const struct field *f, char *buf, size_t size)
 {
 	switch (f->type) {
-	case T_STRING:
-		return "a string";
-	case T_UINT:
-		return "a non-negative integer";
-	case T_DURATION:
-		return "a duration (e.g. 1500ms, 30s, 15m, 2h)";
-	case T_HOSTPORT:
-		return "HOST:PORT";
+	case T_STRING: return "a string";
+	case T_UINT: return "a non-negative integer";
+	case T_DURATION: return "a duration (e.g. 1500ms, 30s, 15m, 2h)";
+	case T_HOSTPORT: return "HOST:PORT";
 	case T_CHOICE: {
 		size_t n = (size_t)snprintf(buf, size, "one of ");
 		for (int i = 0; f->choices[i] && n < size; i++)
-			n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", f->choices[i]);
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "",
+					      f->choices[i]);
 		return buf;
 	}
-	case T_STRLIST:
-		return "a list of strings";
-	case T_STRMAP:
-		return "a mapping of strings";
-	case T_SECTION:
-		return "a mapping";
-	case T_CUSTOM:
-		return "a list";
+	case T_STRLIST: return "a list of strings";
+	case T_STRMAP: return "a mapping of strings";
+	case T_SECTION: return "a mapping";
+	case T_CUSTOM: return "a list";
 	}
 	return "a value";
 }
@@ -609,18 +651,10 @@ static int scalar_text(struct loader *L, const struct field *f, yaml_node_t *n, 
 static void store_uint(void *p, unsigned width, uint64_t v)
 {
 	switch (width) {
-	case 1:
-		*(uint8_t *)p = (uint8_t)v;
-		break;
-	case 2:
-		*(uint16_t *)p = (uint16_t)v;
-		break;
-	case 4:
-		*(uint32_t *)p = (uint32_t)v;
-		break;
-	default:
-		*(uint64_t *)p = v;
-		break;
+	case 1: *(uint8_t *)p = (uint8_t)v; break;
+	case 2: *(uint16_t *)p = (uint16_t)v; break;
+	case 4: *(uint32_t *)p = (uint32_t)v; break;
+	default: *(uint64_t *)p = v; break;
 	}
 }
 
@@ -656,7 +690,8 @@ static int set_scalar(struct loader *L, const struct field *f, const char *v, vo
 		if (r == -EINVAL || (r == 0 && *end))
 			return lerr(L, line, "%s: expected %s, got \"%s\"", path,
 				    type_desc(f, desc, sizeof(desc)), v);
-		uint64_t max = f->max && f->max < width_max(f->width) ? f->max : width_max(f->width);
+		uint64_t max =
+			f->max && f->max < width_max(f->width) ? f->max : width_max(f->width);
 		if (r == -ERANGE || x > max)
 			return lerr(L, line, "%s: must be <= %" PRIu64, path, max);
 		if (x < f->min)
@@ -705,13 +740,12 @@ static int set_scalar(struct loader *L, const struct field *f, const char *v, vo
 		}
 		return lerr(L, line, "%s: expected %s, got \"%s\"", path,
 			    type_desc(f, desc, sizeof(desc)), v);
-	default:
-		abort(); /* not a scalar type */
+	default: abort(); /* not a scalar type */
 	}
 }
 
-static int parse_section(struct loader *L, const struct section *sec, yaml_node_t *node,
-			 void *base, const char *path, struct seen *seen);
+static int parse_section(struct loader *L, const struct section *sec, yaml_node_t *node, void *base,
+			 const char *path, struct seen *seen);
 
 static void free_strv(char **v)
 {
@@ -746,8 +780,8 @@ static int parse_strlist(struct loader *L, const struct field *f, yaml_node_t *n
 	if (n->type != YAML_SEQUENCE_NODE)
 		return lerr(L, LINE(n), "%s: expected %s, got %s", path,
 			    type_desc(f, desc, sizeof(desc)),
-			    n->type == YAML_SCALAR_NODE ? (is_null(n) ? "nothing" : "a string")
-							: node_kind(n));
+			    n->type == YAML_SCALAR_NODE ? (is_null(n) ? "nothing" : "a string") :
+							  node_kind(n));
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count < f->min)
 		return lerr(L, LINE(n), "%s: must not be empty", path);
@@ -781,8 +815,8 @@ static int parse_strmap(struct loader *L, const struct field *f, yaml_node_t *n,
 	if (n->type != YAML_MAPPING_NODE)
 		return lerr(L, LINE(n), "%s: expected %s, got %s", path,
 			    type_desc(f, desc, sizeof(desc)),
-			    n->type == YAML_SCALAR_NODE ? (is_null(n) ? "nothing" : "a string")
-							: node_kind(n));
+			    n->type == YAML_SCALAR_NODE ? (is_null(n) ? "nothing" : "a string") :
+							  node_kind(n));
 	size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 	struct floe_kv *kv = xcalloc(count ? count : 1, sizeof(*kv));
 	size_t used = 0;
@@ -832,16 +866,13 @@ static int parse_field(struct loader *L, const struct field *f, yaml_node_t *n, 
 		       const char *path)
 {
 	switch (f->type) {
-	case T_STRLIST:
-		return parse_strlist(L, f, n, base, path);
-	case T_STRMAP:
-		return parse_strmap(L, f, n, base, path);
+	case T_STRLIST: return parse_strlist(L, f, n, base, path);
+	case T_STRMAP: return parse_strmap(L, f, n, base, path);
 	case T_SECTION: {
 		struct seen sub_seen;
 		return parse_section(L, f->sub, n, (char *)base + f->off, path, &sub_seen);
 	}
-	case T_CUSTOM:
-		return f->parse(L, n, base, path);
+	case T_CUSTOM: return f->parse(L, n, base, path);
 	default: {
 		const char *text;
 		int r = scalar_text(L, f, n, path, &text);
@@ -930,8 +961,8 @@ static const char *common_prefix_key(const struct section *sec, const char *key)
 	return tie ? NULL : best;
 }
 
-static int parse_section(struct loader *L, const struct section *sec, yaml_node_t *node,
-			 void *base, const char *path, struct seen *seen)
+static int parse_section(struct loader *L, const struct section *sec, yaml_node_t *node, void *base,
+			 const char *path, struct seen *seen)
 {
 	char pb[PATH_MAX_LEN + 2];
 	if (sec->n_fields > MAX_FIELDS)
@@ -939,11 +970,12 @@ static int parse_section(struct loader *L, const struct section *sec, yaml_node_
 	memset(seen, 0, sizeof(*seen));
 	seen->map_line = LINE(node);
 	if (node->type != YAML_MAPPING_NODE) {
-		const char *got = node->type == YAML_SCALAR_NODE
-					  ? (is_null(node) ? "nothing" : "a string")
-					  : node_kind(node);
+		const char *got = node->type == YAML_SCALAR_NODE ?
+					  (is_null(node) ? "nothing" : "a string") :
+					  node_kind(node);
 		if (!path[0])
-			return lerr(L, LINE(node), "expected a mapping at the top level, got %s", got);
+			return lerr(L, LINE(node), "expected a mapping at the top level, got %s",
+				    got);
 		return lerr(L, LINE(node), "%s: expected a mapping, got %s", path, got);
 	}
 	yaml_node_pair_t *pair;
@@ -1037,8 +1069,8 @@ static int top_validate(struct loader *L, void *base, const struct seen *seen, c
 	    (!strcmp(c->listen_host, c->api_host) || is_wildcard(c->listen_host) ||
 	     is_wildcard(c->api_host)))
 		return lerr(L, seen_line(&top_section, seen, "api_listen"),
-			    "api_listen: %s:%u is also the data plane's address (listen)", c->api_host,
-			    (unsigned)c->api_port);
+			    "api_listen: %s:%u is also the data plane's address (listen)",
+			    c->api_host, (unsigned)c->api_port);
 	return 0;
 }
 
@@ -1057,8 +1089,8 @@ static int line_of_offset(const char *text, size_t len, size_t off)
 static int yaml_syntax_error(struct loader *L, yaml_parser_t *p, const char *text, size_t len)
 {
 	const char *problem = p->problem ? p->problem : "cannot parse";
-	int line = p->error == YAML_READER_ERROR ? line_of_offset(text, len, p->problem_offset)
-						 : (int)p->problem_mark.line + 1;
+	int line = p->error == YAML_READER_ERROR ? line_of_offset(text, len, p->problem_offset) :
+						   (int)p->problem_mark.line + 1;
 	if (p->context)
 		return lerr(L, line, "YAML syntax error: %s (%s at line %d)", problem, p->context,
 			    (int)p->context_mark.line + 1);
@@ -1074,7 +1106,8 @@ static int yaml_load_one(struct loader *L, const char *text, size_t len, yaml_do
 {
 	yaml_parser_t parser;
 	if (!yaml_parser_initialize(&parser))
-		return floe_error_set(L->err, -ENOMEM, "%s: cannot initialise the YAML parser", L->name);
+		return floe_error_set(L->err, -ENOMEM, "%s: cannot initialise the YAML parser",
+				      L->name);
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	int r = 0;
 	if (!yaml_parser_load(&parser, doc)) {
@@ -1115,7 +1148,8 @@ static int read_file(const char *path, char **text, size_t *len, floe_error *err
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = floe_error_set(err, -errno, "%s: cannot read: %s", path, strerror(errno));
+			r = floe_error_set(err, -errno, "%s: cannot read: %s", path,
+					   strerror(errno));
 			break;
 		}
 		if (n == 0)
@@ -1332,8 +1366,8 @@ static int get_preset(struct loader *L, const char *engine, int engine_line, con
 	int r = preset_load_raw(L->presets_dir, engine, &p, &file, L->err);
 	if (r == -ENOENT) {
 		char *names = preset_names(L->presets_dir);
-		r = lerr(L, engine_line, "%s.engine: unknown engine '%s' (presets: %s)", path, engine,
-			 names);
+		r = lerr(L, engine_line, "%s.engine: unknown engine '%s' (presets: %s)", path,
+			 engine, names);
 		free(names);
 		return r;
 	}
@@ -1419,10 +1453,11 @@ static int endpoint_resolve(struct loader *L, struct ep_stage *st, const struct 
 		tmpl = st->command;
 	} else {
 		if (st->command)
-			return lerr(L, seen_line(S, seen, "command"),
-				    "%s.command: not allowed with engine '%s' (the preset gives the "
-				    "command; add flags with args)",
-				    path, ep->engine);
+			return lerr(
+				L, seen_line(S, seen, "command"),
+				"%s.command: not allowed with engine '%s' (the preset gives the "
+				"command; add flags with args)",
+				path, ep->engine);
 		int r = get_preset(L, ep->engine, seen_line(S, seen, "engine"), path, &preset);
 		if (r < 0)
 			return r;
@@ -1440,10 +1475,10 @@ static int endpoint_resolve(struct loader *L, struct ep_stage *st, const struct 
 	if (!ep->model && (strv_uses_model(tmpl) || strv_uses_model(st->args))) {
 		if (preset && strv_uses_model(tmpl))
 			return lerr(L, seen->map_line,
-				    "%s: engine '%s' needs 'model' (its command uses {model})", path,
-				    ep->engine);
-		return lerr(L, seen->map_line, "%s: 'model' is not set but the command uses {model}",
-			    path);
+				    "%s: engine '%s' needs 'model' (its command uses {model})",
+				    path, ep->engine);
+		return lerr(L, seen->map_line,
+			    "%s: 'model' is not set but the command uses {model}", path);
 	}
 	if (!L->bindir && (strv_uses_bindir(tmpl) || strv_uses_bindir(st->args)))
 		L->bindir = L->bindir_owned = self_bindir();
@@ -1486,12 +1521,14 @@ static int parse_endpoints(struct loader *L, yaml_node_t *node, void *base, cons
 	struct floe_config *cfg = base;
 	if (node->type != YAML_SEQUENCE_NODE)
 		return lerr(L, LINE(node), "%s: expected a list of endpoints, got %s", path,
-			    node->type == YAML_SCALAR_NODE ? (is_null(node) ? "nothing" : "a string")
-							   : node_kind(node));
+			    node->type == YAML_SCALAR_NODE ?
+				    (is_null(node) ? "nothing" : "a string") :
+				    node_kind(node));
 	size_t count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
 	cfg->endpoints = xcalloc(count ? count : 1, sizeof(*cfg->endpoints));
 	for (size_t i = 0; i < count; i++) {
-		yaml_node_t *item = yaml_document_get_node(L->doc, node->data.sequence.items.start[i]);
+		yaml_node_t *item =
+			yaml_document_get_node(L->doc, node->data.sequence.items.start[i]);
 		char epath[PATH_MAX_LEN];
 		snprintf(epath, sizeof(epath), "%s[%zu]", path, i);
 		struct ep_stage st;
@@ -1599,7 +1636,7 @@ int floe_config_load_file(const char *path, const struct floe_config_env *env,
 }
 
 const struct floe_endpoint_config *floe_config_endpoint(const struct floe_config *cfg,
-							 const char *name)
+							const char *name)
 {
 	if (!cfg || !name)
 		return NULL;

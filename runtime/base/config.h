@@ -42,44 +42,44 @@ struct floe_preset {
 };
 
 struct floe_scaling {
-	uint32_t min_replica;               /* default 0 */
-	uint32_t max_replica;               /* default 1, >= max(1, min_replica) */
-	uint64_t scale_to_zero_timeout_ms;  /* default 15 min (Hugging Face's default) */
-	uint32_t target_concurrency;        /* default 4, >= 1 */
+	uint32_t min_replica;              /* default 0 */
+	uint32_t max_replica;              /* default 1, >= max(1, min_replica) */
+	uint64_t scale_to_zero_timeout_ms; /* default 15 min (Hugging Face's default) */
+	uint32_t target_concurrency;       /* default 4, >= 1 */
 };
 
 struct floe_endpoint_config {
-	char *name;         /* [a-z0-9][a-z0-9-]{0,62}, unique */
-	char *engine;       /* preset name, or "custom" */
-	char *model;        /* optional; fills {model} in presets */
-	char **argv;        /* resolved: preset command (or custom command) + args, NULL-terminated */
+	char *name;   /* [a-z0-9][a-z0-9-]{0,62}, unique */
+	char *engine; /* preset name, or "custom" */
+	char *model;  /* optional; fills {model} in presets */
+	char **argv;  /* resolved: preset command (or custom command) + args, NULL-terminated */
 	size_t argc;
 	struct floe_kv *env; /* resolved: preset env overridden by endpoint env */
 	size_t n_env;
-	uint16_t port;       /* port inside the replica's network namespace */
-	char *health_route;  /* starts with '/' */
+	uint16_t port;      /* port inside the replica's network namespace */
+	char *health_route; /* starts with '/' */
 	enum floe_ready_kind ready;
 	uint64_t start_timeout_ms; /* a replica not ready by then is failed (default: preset's, else 10 min) */
-	uint64_t stop_grace_ms;    /* SIGTERM to SIGKILL, default 10 s */
-	uint32_t queue_size;       /* held requests per endpoint, default 1024 */
-	uint64_t max_hold_ms;      /* longest a request is held, default 300 s */
+	uint64_t stop_grace_ms; /* SIGTERM to SIGKILL, default 10 s */
+	uint32_t queue_size;    /* held requests per endpoint, default 1024 */
+	uint64_t max_hold_ms;   /* longest a request is held, default 300 s */
 	struct floe_scaling scaling;
-	int line;                  /* line of this endpoint in its file, for messages */
+	int line; /* line of this endpoint in its file, for messages */
 };
 
 struct floe_config {
-	char *path;            /* file it came from ("<embedded>" for the default) */
-	char *listen_host;     /* default 127.0.0.1 */
-	uint16_t listen_port;  /* default 8080 */
-	char *api_host;        /* default 127.0.0.1 */
-	uint16_t api_port;     /* default 8081 */
-	char *data_dir;        /* default /var/lib/floe */
-	char *log_level;       /* error|warn|info|debug, default info */
-	bool log_json;         /* default false */
-	uint32_t max_header_bytes;   /* default 64 KiB -> 431 */
-	uint64_t max_body_bytes;     /* default 32 MiB -> 413 */
-	uint64_t header_timeout_ms;  /* default 10 s -> 408 */
-	uint64_t shutdown_grace_ms;  /* default 30 s: SIGTERM waits this long for in-flight requests */
+	char *path;                 /* file it came from ("<embedded>" for the default) */
+	char *listen_host;          /* default 127.0.0.1 */
+	uint16_t listen_port;       /* default 8080 */
+	char *api_host;             /* default 127.0.0.1 */
+	uint16_t api_port;          /* default 8081 */
+	char *data_dir;             /* default /var/lib/floe */
+	char *log_level;            /* error|warn|info|debug, default info */
+	bool log_json;              /* default false */
+	uint32_t max_header_bytes;  /* default 64 KiB -> 431 */
+	uint64_t max_body_bytes;    /* default 32 MiB -> 413 */
+	uint64_t header_timeout_ms; /* default 10 s -> 408 */
+	uint64_t shutdown_grace_ms; /* default 30 s: SIGTERM waits this long for in-flight requests */
 	uint64_t replica_log_max_bytes; /* default 10 MiB per replica log file */
 	struct floe_endpoint_config *endpoints;
 	size_t n_endpoints;
@@ -116,7 +116,7 @@ void floe_config_free(struct floe_config *cfg);
 
 /** Find an endpoint by name, or NULL. */
 const struct floe_endpoint_config *floe_config_endpoint(const struct floe_config *cfg,
-							 const char *name);
+							const char *name);
 
 /**
  * True when two endpoint configs start the same engine process the same way

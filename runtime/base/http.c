@@ -224,8 +224,7 @@ static uint8_t classify(const char *name, size_t len)
 	case 2: return IS("te") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
 	case 4: return IS("host") ? FLOE_HDR_HOST : FLOE_HDR_OTHER;
 	case 6: return IS("expect") ? FLOE_HDR_EXPECT : FLOE_HDR_OTHER;
-	case 7:
-		return IS("upgrade") || IS("trailer") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
+	case 7: return IS("upgrade") || IS("trailer") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
 	case 10:
 		if (IS("connection"))
 			return FLOE_HDR_CONNECTION;
@@ -258,7 +257,8 @@ static int on_header_value_complete(llhttp_t *l)
 	/* The value is the tail of raw: drop trailing blanks (OWS is not part
 	 * of a field value, RFC 9110 5.5; llhttp keeps it). */
 	struct floe_http_header *cur = current_header(m);
-	while (cur->value_len > 0 && (m->raw.data[m->raw.len - 1] == ' ' || m->raw.data[m->raw.len - 1] == '\t')) {
+	while (cur->value_len > 0 &&
+	       (m->raw.data[m->raw.len - 1] == ' ' || m->raw.data[m->raw.len - 1] == '\t')) {
 		m->raw.len--;
 		cur->value_len--;
 	}

@@ -22,7 +22,7 @@
 /** Headers the proxy treats specially, recognised once while parsing. */
 enum floe_http_header_id {
 	FLOE_HDR_OTHER = 0,
-	FLOE_HDR_HOP_BY_HOP,        /* RFC 9110 7.6.1 (Connection itself has its own id) */
+	FLOE_HDR_HOP_BY_HOP, /* RFC 9110 7.6.1 (Connection itself has its own id) */
 	FLOE_HDR_CONNECTION,
 	FLOE_HDR_CONTENT_LENGTH,
 	FLOE_HDR_TRANSFER_ENCODING, /* also hop-by-hop */
@@ -60,7 +60,8 @@ struct floe_http_msg {
 /** True for ids a proxy never forwards (hop-by-hop, Connection, Transfer-Encoding). */
 static inline bool floe_http_header_id_is_hop(uint8_t id)
 {
-	return id == FLOE_HDR_HOP_BY_HOP || id == FLOE_HDR_CONNECTION || id == FLOE_HDR_TRANSFER_ENCODING;
+	return id == FLOE_HDR_HOP_BY_HOP || id == FLOE_HDR_CONNECTION ||
+	       id == FLOE_HDR_TRANSFER_ENCODING;
 }
 
 static inline const char *floe_http_msg_str(const struct floe_http_msg *m, uint32_t off)
@@ -114,21 +115,21 @@ struct floe_http_parser {
 	bool started;             /* a message has begun (bytes of it were seen) */
 	bool te_seen, te_bad;
 	/* obs-fold detection (see is_folded in http.c) */
-	const char *exec_start;   /* the buffer being parsed */
-	uint64_t exec_gen;        /* counts execute calls */
-	const char *field_end;    /* just past the last header name piece ... */
-	uint64_t field_gen;       /* ... in this execute call */
-	char prev_last_byte;      /* last byte of the previous buffer */
-	bool after_field;         /* a header name is complete, its value not begun */
-	bool lf_after_field;      /* a line feed went by since */
-	unsigned value_pieces;    /* pieces of the current value so far */
+	const char *exec_start; /* the buffer being parsed */
+	uint64_t exec_gen;      /* counts execute calls */
+	const char *field_end;  /* just past the last header name piece ... */
+	uint64_t field_gen;     /* ... in this execute call */
+	char prev_last_byte;    /* last byte of the previous buffer */
+	bool after_field;       /* a header name is complete, its value not begun */
+	bool lf_after_field;    /* a line feed went by since */
+	unsigned value_pieces;  /* pieces of the current value so far */
 	unsigned n_te;
 };
 
 enum floe_http_status {
-	FLOE_HTTP_OK = 0,      /* all bytes consumed */
-	FLOE_HTTP_PAUSED = 1,  /* stopped after a complete message; see *consumed */
-	FLOE_HTTP_ERROR = -1,  /* refused: error_status and error_reason say why */
+	FLOE_HTTP_OK = 0,     /* all bytes consumed */
+	FLOE_HTTP_PAUSED = 1, /* stopped after a complete message; see *consumed */
+	FLOE_HTTP_ERROR = -1, /* refused: error_status and error_reason say why */
 };
 
 /**

@@ -56,14 +56,15 @@ void floe__log(enum floe_log_level level, const char *tag, int errnum, const cha
 	char line[2400];
 	int len;
 	if (log_json) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "ts", when, "level", level_names[level],
-				      "module", tag, "msg", msg);
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "ts", when, "level",
+				      level_names[level], "module", tag, "msg", msg);
 		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		len = snprintf(line, sizeof(line), "%s\n", text ? text : msg);
 		free(text);
 		json_decref(o);
 	} else {
-		len = snprintf(line, sizeof(line), "%s %-5s %-10s %s\n", when, level_names[level], tag, msg);
+		len = snprintf(line, sizeof(line), "%s %-5s %-10s %s\n", when, level_names[level],
+			       tag, msg);
 	}
 	if (len > (int)sizeof(line))
 		len = (int)sizeof(line);

@@ -35,9 +35,9 @@ void floe__log(enum floe_log_level level, const char *tag, int errnum, const cha
 #define LOG_TAG "floe"
 #endif
 
-#define floe__log_at(lvl, errnum, ...)                                 \
-	do {                                                           \
-		if ((lvl) <= floe_log_level)                           \
+#define floe__log_at(lvl, errnum, ...)                                    \
+	do {                                                              \
+		if ((lvl) <= floe_log_level)                              \
 			floe__log((lvl), LOG_TAG, (errnum), __VA_ARGS__); \
 	} while (0)
 

@@ -419,7 +419,8 @@ Test(config, error_shapes_from_the_brief)
 Test(config, unknown_keys)
 {
 	static const struct error_case cases[] = {
-		{ "lisen: 127.0.0.1:1\n", "t.yaml:1: unknown key 'lisen' (did you mean 'listen'?)" },
+		{ "lisen: 127.0.0.1:1\n",
+		  "t.yaml:1: unknown key 'lisen' (did you mean 'listen'?)" },
 		{ "data_dir: /x\nzzz: 1\n", "t.yaml:2: unknown key 'zzz'" },
 		{ "limits:\n  max_headers: 1\n",
 		  "t.yaml:2: limits: unknown key 'max_headers' (did you mean 'max_header_bytes'?)" },
@@ -435,7 +436,8 @@ Test(config, unknown_keys)
 Test(config, wrong_types)
 {
 	static const struct error_case cases[] = {
-		{ "listen: [127.0.0.1, 8080]\n", "t.yaml:1: listen: expected HOST:PORT, got a list" },
+		{ "listen: [127.0.0.1, 8080]\n",
+		  "t.yaml:1: listen: expected HOST:PORT, got a list" },
 		{ "data_dir: {a: b}\n", "t.yaml:1: data_dir: expected a string, got a mapping" },
 		{ "data_dir:\n", "t.yaml:1: data_dir: expected a string, got nothing" },
 		{ "data_dir: ''\n", "t.yaml:1: data_dir: must not be empty" },
@@ -457,32 +459,41 @@ Test(config, wrong_types)
 		  "list" },
 		{ "log_level: loud\n",
 		  "t.yaml:1: log_level: expected one of error, warn, info, debug, got \"loud\"" },
-		{ "log_format: yaml\n", "t.yaml:1: log_format: expected one of text, json, got \"yaml\"" },
+		{ "log_format: yaml\n",
+		  "t.yaml:1: log_format: expected one of text, json, got \"yaml\"" },
 		{ "limits: 5\n", "t.yaml:1: limits: expected a mapping, got a string" },
-		{ "endpoints: {a: 1}\n", "t.yaml:1: endpoints: expected a list of endpoints, got a mapping" },
-		{ "endpoints:\n", "t.yaml:1: endpoints: expected a list of endpoints, got nothing" },
-		{ "endpoints:\n  - sim\n", "t.yaml:2: endpoints[0]: expected a mapping, got a string" },
-		{ EP "    args: --x\n", "t.yaml:4: endpoints[0].args: expected a list of strings, got a string" },
+		{ "endpoints: {a: 1}\n",
+		  "t.yaml:1: endpoints: expected a list of endpoints, got a mapping" },
+		{ "endpoints:\n",
+		  "t.yaml:1: endpoints: expected a list of endpoints, got nothing" },
+		{ "endpoints:\n  - sim\n",
+		  "t.yaml:2: endpoints[0]: expected a mapping, got a string" },
+		{ EP "    args: --x\n",
+		  "t.yaml:4: endpoints[0].args: expected a list of strings, got a string" },
 		{ EP "    args: [--x, [1]]\n",
 		  "t.yaml:4: endpoints[0].args[1]: expected a string, got a list" },
 		{ EP "    args:\n      - --x\n      - {a: 1}\n",
 		  "t.yaml:6: endpoints[0].args[1]: expected a string, got a mapping" },
 		{ EP "    env: [A, B]\n",
 		  "t.yaml:4: endpoints[0].env: expected a mapping of strings, got a list" },
-		{ EP "    env:\n      A: [1]\n", "t.yaml:5: endpoints[0].env.A: expected a string, got a list" },
-		{ EP "    env:\n      A:\n", "t.yaml:5: endpoints[0].env.A: expected a string, got nothing" },
+		{ EP "    env:\n      A: [1]\n",
+		  "t.yaml:5: endpoints[0].env.A: expected a string, got a list" },
+		{ EP "    env:\n      A:\n",
+		  "t.yaml:5: endpoints[0].env.A: expected a string, got nothing" },
 		{ EP "    port: http\n",
 		  "t.yaml:4: endpoints[0].port: expected a non-negative integer, got \"http\"" },
 		{ EP "    ready: maybe\n",
 		  "t.yaml:4: endpoints[0].ready: expected one of http, tcp, got \"maybe\"" },
-		{ EP "    scaling: []\n", "t.yaml:4: endpoints[0].scaling: expected a mapping, got a list" },
+		{ EP "    scaling: []\n",
+		  "t.yaml:4: endpoints[0].scaling: expected a mapping, got a list" },
 		{ "- listen\n", "t.yaml:1: expected a mapping at the top level, got a list" },
 		{ "data_dir: /x\napi_listen: 127.0.0.1:8080\n",
 		  "t.yaml:2: api_listen: 127.0.0.1:8080 is also the data plane's address (listen)" },
 		{ "api_listen: 127.0.0.1:9000\nlisten: 0.0.0.0:9000\n",
 		  "t.yaml:1: api_listen: 127.0.0.1:9000 is also the data plane's address (listen)" },
 		{ "just text\n", "t.yaml:1: expected a mapping at the top level, got a string" },
-		{ EP "    model: \"a\\0b\"\n", "t.yaml:4: endpoints[0].model: must not contain a NUL byte" },
+		{ EP "    model: \"a\\0b\"\n",
+		  "t.yaml:4: endpoints[0].model: must not contain a NUL byte" },
 	};
 	run_error_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -490,18 +501,24 @@ Test(config, wrong_types)
 Test(config, ranges)
 {
 	static const struct error_case cases[] = {
-		{ "replica_log_max_bytes: 4095\n", "t.yaml:1: replica_log_max_bytes: must be >= 4096" },
-		{ "limits:\n  max_header_bytes: 1023\n", "t.yaml:2: limits.max_header_bytes: must be >= 1024" },
+		{ "replica_log_max_bytes: 4095\n",
+		  "t.yaml:1: replica_log_max_bytes: must be >= 4096" },
+		{ "limits:\n  max_header_bytes: 1023\n",
+		  "t.yaml:2: limits.max_header_bytes: must be >= 1024" },
 		{ "limits:\n  max_header_bytes: 1048577\n",
 		  "t.yaml:2: limits.max_header_bytes: must be <= 1048576" },
-		{ "limits:\n  max_body_bytes: 0\n", "t.yaml:2: limits.max_body_bytes: must be >= 1" },
-		{ "limits:\n  header_timeout: 99ms\n", "t.yaml:2: limits.header_timeout: must be >= 100ms" },
+		{ "limits:\n  max_body_bytes: 0\n",
+		  "t.yaml:2: limits.max_body_bytes: must be >= 1" },
+		{ "limits:\n  header_timeout: 99ms\n",
+		  "t.yaml:2: limits.header_timeout: must be >= 100ms" },
 		{ EP "    port: 0\n", "t.yaml:4: endpoints[0].port: must be >= 1" },
 		{ EP "    port: 65536\n", "t.yaml:4: endpoints[0].port: must be <= 65535" },
 		{ EP "    queue_size: 0\n", "t.yaml:4: endpoints[0].queue_size: must be >= 1" },
-		{ EP "    queue_size: 1000001\n", "t.yaml:4: endpoints[0].queue_size: must be <= 1000000" },
+		{ EP "    queue_size: 1000001\n",
+		  "t.yaml:4: endpoints[0].queue_size: must be <= 1000000" },
 		{ EP "    max_hold: 999ms\n", "t.yaml:4: endpoints[0].max_hold: must be >= 1s" },
-		{ EP "    start_timeout: 0s\n", "t.yaml:4: endpoints[0].start_timeout: must be >= 1s" },
+		{ EP "    start_timeout: 0s\n",
+		  "t.yaml:4: endpoints[0].start_timeout: must be >= 1s" },
 		{ EP "    scaling:\n      max_replica: 1025\n",
 		  "t.yaml:5: endpoints[0].scaling.max_replica: must be <= 1024" },
 		{ EP "    scaling:\n      min_replica: 1025\n      max_replica: 1024\n",
@@ -526,10 +543,12 @@ Test(config, duplicates)
 		  "api_listen: 127.0.0.1:2\n"
 		  "listen: 127.0.0.1:3\n",
 		  "t.yaml:3: listen: duplicate key (first at line 1)" },
-		{ EP "    engine: vllm\n", "t.yaml:4: endpoints[0].engine: duplicate key (first at line 3)" },
+		{ EP "    engine: vllm\n",
+		  "t.yaml:4: endpoints[0].engine: duplicate key (first at line 3)" },
 		{ EP "    scaling: {max_replica: 2, max_replica: 3}\n",
 		  "t.yaml:4: endpoints[0].scaling.max_replica: duplicate key (first at line 4)" },
-		{ EP "    env:\n      A: x\n      A: y\n", "t.yaml:6: endpoints[0].env.A: duplicate key" },
+		{ EP "    env:\n      A: x\n      A: y\n",
+		  "t.yaml:6: endpoints[0].env.A: duplicate key" },
 		{ "endpoints:\n"
 		  "  - name: a\n"
 		  "    engine: sim\n"
@@ -548,7 +567,8 @@ Test(config, endpoint_rules)
 	memset(long_name, 'a', 64);
 	long_name[64] = '\0';
 	char yaml_long[256], msg_long[512];
-	snprintf(yaml_long, sizeof(yaml_long), "endpoints:\n  - name: %s\n    engine: sim\n", long_name);
+	snprintf(yaml_long, sizeof(yaml_long), "endpoints:\n  - name: %s\n    engine: sim\n",
+		 long_name);
 	snprintf(msg_long, sizeof(msg_long),
 		 "t.yaml:2: endpoints[0].name: '%s' must be 1 to 63 characters of [a-z0-9-], "
 		 "starting with a letter or digit",
@@ -556,7 +576,8 @@ Test(config, endpoint_rules)
 	expect_error(yaml_long, msg_long);
 	/* 63 characters is fine */
 	long_name[63] = '\0';
-	snprintf(yaml_long, sizeof(yaml_long), "endpoints:\n  - name: %s\n    engine: sim\n", long_name);
+	snprintf(yaml_long, sizeof(yaml_long), "endpoints:\n  - name: %s\n    engine: sim\n",
+		 long_name);
 	floe_config_free(load(yaml_long));
 
 	static const struct error_case cases[] = {
@@ -569,8 +590,10 @@ Test(config, endpoint_rules)
 		{ "endpoints:\n  - name: a_b\n    engine: sim\n",
 		  "t.yaml:2: endpoints[0].name: 'a_b' must be 1 to 63 characters of [a-z0-9-], "
 		  "starting with a letter or digit" },
-		{ "endpoints:\n  - engine: sim\n", "t.yaml:2: endpoints[0]: missing required key 'name'" },
-		{ "endpoints:\n  - name: a\n", "t.yaml:2: endpoints[0]: missing required key 'engine'" },
+		{ "endpoints:\n  - engine: sim\n",
+		  "t.yaml:2: endpoints[0]: missing required key 'name'" },
+		{ "endpoints:\n  - name: a\n",
+		  "t.yaml:2: endpoints[0]: missing required key 'engine'" },
 		{ "endpoints:\n  - name: a\n    engine: ../etc\n",
 		  "t.yaml:3: endpoints[0].engine: '../etc' must be a preset name ([a-z0-9]+) or custom" },
 		{ "endpoints:\n  - name: a\n    engine: a/b\n",
@@ -672,7 +695,8 @@ Test(config, durations)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t ms = 12345;
 		int rc = floe_duration_parse(cases[i].text, &ms);
-		cr_expect_eq(rc, cases[i].rc, "\"%s\": rc %d, want %d", cases[i].text, rc, cases[i].rc);
+		cr_expect_eq(rc, cases[i].rc, "\"%s\": rc %d, want %d", cases[i].text, rc,
+			     cases[i].rc);
 		if (cases[i].rc == 0)
 			cr_expect_eq(ms, cases[i].ms, "\"%s\": %llu ms", cases[i].text,
 				     (unsigned long long)ms);
@@ -740,24 +764,33 @@ Test(config, hostports)
 
 Test(config, placeholder_expansion)
 {
-	struct floe_config *cfg = load("endpoints:\n"
-				       "  - name: v\n"
-				       "    engine: vllm\n"
-				       "    model: /models/llama-3-8b\n"
-				       "    port: 9000\n"
-				       "    args: [--served-model-name, \"{model}\", --x, \"{port}{port}\",\n"
-				       "           --dir, \"{bindir}/lib\", --json, '{\"max\": 1}', '{}', "
-				       "'{port']\n");
+	struct floe_config *cfg =
+		load("endpoints:\n"
+		     "  - name: v\n"
+		     "    engine: vllm\n"
+		     "    model: /models/llama-3-8b\n"
+		     "    port: 9000\n"
+		     "    args: [--served-model-name, \"{model}\", --x, \"{port}{port}\",\n"
+		     "           --dir, \"{bindir}/lib\", --json, '{\"max\": 1}', '{}', "
+		     "'{port']\n");
 	const struct floe_endpoint_config *ep = &cfg->endpoints[0];
-	const char *want[] = { "vllm",     "serve",
+	const char *want[] = { "vllm",
+			       "serve",
 			       "/models/llama-3-8b",
-			       "--host",   "127.0.0.1",
-			       "--port",   "9000",
-			       "--served-model-name", "/models/llama-3-8b",
-			       "--x",      "90009000",
-			       "--dir",    BINDIR "/lib",
-			       "--json",   "{\"max\": 1}",
-			       "{}",       "{port" };
+			       "--host",
+			       "127.0.0.1",
+			       "--port",
+			       "9000",
+			       "--served-model-name",
+			       "/models/llama-3-8b",
+			       "--x",
+			       "90009000",
+			       "--dir",
+			       BINDIR "/lib",
+			       "--json",
+			       "{\"max\": 1}",
+			       "{}",
+			       "{port" };
 	size_t n = sizeof(want) / sizeof(want[0]);
 	cr_assert_eq(ep->argc, n, "argc %zu", ep->argc);
 	for (size_t i = 0; i < n; i++)
@@ -855,17 +888,18 @@ static void tmp_presets_setup(void)
 	find_dirs();
 	snprintf(tmp_presets, sizeof(tmp_presets), "/tmp/floe-presets-XXXXXX");
 	cr_assert_not_null(mkdtemp(tmp_presets));
-	write_preset("eng", "name: eng\n"
-			    "description: test engine\n"
-			    "command: [\"{bindir}/eng\", --model, \"{model}\", --port, \"{port}\"]\n"
-			    "port: 1234\n"
-			    "health_route: /up\n"
-			    "ready: tcp\n"
-			    "start_timeout: 90s\n"
-			    "env:\n"
-			    "  KEEP: preset\n"
-			    "  OVERRIDE: preset\n"
-			    "  EMPTY: ''\n");
+	write_preset("eng",
+		     "name: eng\n"
+		     "description: test engine\n"
+		     "command: [\"{bindir}/eng\", --model, \"{model}\", --port, \"{port}\"]\n"
+		     "port: 1234\n"
+		     "health_route: /up\n"
+		     "ready: tcp\n"
+		     "start_timeout: 90s\n"
+		     "env:\n"
+		     "  KEEP: preset\n"
+		     "  OVERRIDE: preset\n"
+		     "  EMPTY: ''\n");
 	write_preset("minimal", "name: minimal\n"
 				"command: [m]\n"
 				"port: 5\n");
@@ -893,8 +927,8 @@ static void tmp_presets_setup(void)
 
 static void tmp_presets_teardown(void)
 {
-	const char *names[] = { "eng",      "minimal", "placeholder", "unknownkey", "mismatch",
-				"noport",   "syntax",  "empty",       "cmdstring" };
+	const char *names[] = { "eng",    "minimal", "placeholder", "unknownkey", "mismatch",
+				"noport", "syntax",  "empty",       "cmdstring" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char path[256];
 		snprintf(path, sizeof(path), "%s/%s.yaml", tmp_presets, names[i]);
@@ -985,14 +1019,16 @@ Test(presets, errors_name_the_preset_file)
 		{ "syntax",
 		  "%s/syntax.yaml:3: YAML syntax error: did not find expected ',' or ']' (while "
 		  "parsing a flow sequence at line 2) (engine 'syntax' of endpoints[0] at t.yaml:3)" },
-		{ "empty", "%s/empty.yaml:1: empty preset file (engine 'empty' of endpoints[0] at t.yaml:3)" },
+		{ "empty",
+		  "%s/empty.yaml:1: empty preset file (engine 'empty' of endpoints[0] at t.yaml:3)" },
 		{ "cmdstring",
 		  "%s/cmdstring.yaml:2: command: expected a list of strings, got a string (engine "
 		  "'cmdstring' of endpoints[0] at t.yaml:3)" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char yaml[256];
-		snprintf(yaml, sizeof(yaml), "endpoints:\n  - name: a\n    engine: %s\n    model: m\n",
+		snprintf(yaml, sizeof(yaml),
+			 "endpoints:\n  - name: a\n    engine: %s\n    model: m\n",
 			 cases[i].engine);
 		snprintf(want, sizeof(want), cases[i].fmt, tmp_presets);
 		expect_error_with(yaml, tmp_presets, want);
@@ -1001,10 +1037,11 @@ Test(presets, errors_name_the_preset_file)
 
 Test(presets, unknown_engine_lists_this_directory)
 {
-	expect_error_with("endpoints:\n  - name: a\n    engine: nope\n", tmp_presets,
-			  "t.yaml:3: endpoints[0].engine: unknown engine 'nope' (presets: cmdstring, "
-			  "custom, empty, eng, minimal, mismatch, noport, placeholder, syntax, "
-			  "unknownkey)");
+	expect_error_with(
+		"endpoints:\n  - name: a\n    engine: nope\n", tmp_presets,
+		"t.yaml:3: endpoints[0].engine: unknown engine 'nope' (presets: cmdstring, "
+		"custom, empty, eng, minimal, mismatch, noport, placeholder, syntax, "
+		"unknownkey)");
 }
 
 Test(config, missing_presets_directory_is_named)

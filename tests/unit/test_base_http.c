@@ -1299,8 +1299,9 @@ Test(http_helpers, error_response_unknown_status)
 
 Test(http_request, trailing_blanks_are_not_part_of_a_value)
 {
-	static const char req[] = "POST / HTTP/1.1\r\nHost: a \t\r\nTransfer-Encoding: chunked  \r\n\r\n"
-				  "3\r\nabc\r\n0\r\n\r\n";
+	static const char req[] =
+		"POST / HTTP/1.1\r\nHost: a \t\r\nTransfer-Encoding: chunked  \r\n\r\n"
+		"3\r\nabc\r\n0\r\n\r\n";
 	struct cap *c = cap_new();
 	struct run r = run_whole(HTTP_REQUEST, S(req), HEAD_LIMIT, UINT64_MAX, c);
 	cr_assert_eq(r.st, FLOE_HTTP_OK, "refused with %d: %s", r.error_status, r.error_reason);
