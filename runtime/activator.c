@@ -106,12 +106,13 @@ void floe__endpoint_set_state(struct endpoint *ep, struct replica *r, enum repli
 
 /* --- requests ------------------------------------------------------------- */
 
+/* Requests that matched no endpoint (404) are counted under endpoint="":
+ * labelling them with the name asked for would let any client create
+ * series without bound. */
 static void req_record(struct floe_req *req, int status)
 {
 	struct floe_activator *a = req->act;
 	const char *name = req->ep ? req->ep->cfg->name : "";
-	if (!req->ep)
-		return; /* not routed: counted nowhere (no endpoint label to give) */
 	char code[8];
 	snprintf(code, sizeof(code), "%d", status);
 	const char *lv[] = { name, code };
@@ -191,24 +192,52 @@ static void req_fail(struct floe_req *req, int status, const char *type, const c
 /* --- the queue ------------------------------------------------------------ */
 
 static void hold_timer_arm(struct endpoint *ep);
+static void hold_timer_start(struct endpoint *ep, uint64_t due_ms);
+
+/*
+ * Answer every held request whose deadline is at or before due_ms (all of
+ * them with UINT64_MAX). Answering one runs the endpoint's bookkeeping,
+ * which may answer others (a failed start fails the queue), so the scan
+ * starts over after each one instead of trusting a saved next pointer.
+ */
+static void fail_held(struct endpoint *ep, uint64_t due_ms, int status, const char *type,
+		      const char *message, const char *extra_headers)
+{
+	for (;;) {
+		struct floe_req *victim = NULL;
+		struct floe_list *pos;
+		floe_list_for_each(pos, &ep->held) {
+			struct floe_req *req = container_of(pos, struct floe_req, qlink);
+			if (req->deadline_ms <= due_ms) {
+				victim = req;
+				break;
+			}
+		}
+		if (!victim)
+			return;
+		req_fail(victim, status, type, message, extra_headers);
+	}
+}
 
 static void on_hold_timer(uv_timer_t *t)
 {
 	struct endpoint *ep = container_of(t, struct endpoint, hold_timer);
-	uint64_t now = floe_now_ms();
-	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &ep->held) {
-		struct floe_req *req = container_of(pos, struct floe_req, qlink);
-		if (req->deadline_ms > now)
-			continue;
-		char msg[160];
-		snprintf(msg, sizeof(msg),
-			 "endpoint '%s' had no ready replica within the hold time", ep->cfg->name);
-		req_fail(req, 503, "scale_up_timeout", msg, "Retry-After: 5\r\n");
-	}
+	char msg[160];
+	snprintf(msg, sizeof(msg), "endpoint '%s' had no ready replica within the hold time",
+		 ep->cfg->name);
+	fail_held(ep, floe_now_ms(), 503, "scale_up_timeout", msg, "Retry-After: 5\r\n");
 	hold_timer_arm(ep);
 }
 
+static void hold_timer_start(struct endpoint *ep, uint64_t due_ms)
+{
+	uint64_t now = floe_now_ms();
+	ep->hold_due_ms = due_ms;
+	uv_timer_start(&ep->hold_timer, on_hold_timer, due_ms > now ? due_ms - now : 0, 0);
+}
+
+/* Aim the timer at the earliest deadline in the queue (a full scan: only
+ * when the timer fires, not per request). */
 static void hold_timer_arm(struct endpoint *ep)
 {
 	uint64_t earliest = UINT64_MAX;
@@ -220,10 +249,10 @@ static void hold_timer_arm(struct endpoint *ep)
 	}
 	if (earliest == UINT64_MAX) {
 		uv_timer_stop(&ep->hold_timer);
+		ep->hold_due_ms = UINT64_MAX;
 		return;
 	}
-	uint64_t now = floe_now_ms();
-	uv_timer_start(&ep->hold_timer, on_hold_timer, earliest > now ? earliest - now : 0, 0);
+	hold_timer_start(ep, earliest);
 }
 
 /* Parse X-Scale-Up-Timeout (seconds, may be fractional) or Prefer: wait=N. */
@@ -302,7 +331,10 @@ static void req_admit(struct floe_req *req)
 	floe_list_push(&ep->held, &req->qlink);
 	ep->n_held++;
 	endpoint_metrics_update(ep);
-	hold_timer_arm(ep);
+	/* O(1) per held request: the timer moves only for an earlier deadline
+	 * (a shorter X-Scale-Up-Timeout); otherwise its next firing rescans. */
+	if (req->deadline_ms < ep->hold_due_ms)
+		hold_timer_start(ep, req->deadline_ms);
 	endpoint_evaluate(ep);
 }
 
@@ -317,7 +349,10 @@ static void endpoint_release(struct endpoint *ep)
 		n = ep->held.next;
 		req_dispatch(container_of(n, struct floe_req, qlink), r);
 	}
-	hold_timer_arm(ep);
+	if (floe_list_empty(&ep->held)) {
+		uv_timer_stop(&ep->hold_timer);
+		ep->hold_due_ms = UINT64_MAX;
+	}
 }
 
 /* --- scaling -------------------------------------------------------------- */
@@ -334,11 +369,7 @@ static void on_backoff_timer(uv_timer_t *t)
 
 static void endpoint_fail_held(struct endpoint *ep, const char *why)
 {
-	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &ep->held) {
-		struct floe_req *req = container_of(pos, struct floe_req, qlink);
-		req_fail(req, 503, "replica_start_failed", why, "Retry-After: 10\r\n");
-	}
+	fail_held(ep, UINT64_MAX, 503, "replica_start_failed", why, "Retry-After: 10\r\n");
 }
 
 static void endpoint_evaluate(struct endpoint *ep)
@@ -697,6 +728,7 @@ static struct endpoint *endpoint_new(struct floe_activator *a,
 	floe_list_init(&ep->replicas);
 	floe_list_init(&ep->held);
 	ep->last_activity_ms = floe_now_ms();
+	ep->hold_due_ms = UINT64_MAX;
 	uv_timer_init(a->loop, &ep->idle_timer);
 	uv_timer_init(a->loop, &ep->hold_timer);
 	uv_timer_init(a->loop, &ep->backoff_timer);
@@ -751,11 +783,7 @@ static void endpoint_remove(struct endpoint *ep)
 	ep->removed = true;
 	uv_timer_stop(&ep->idle_timer);
 	uv_timer_stop(&ep->backoff_timer);
-	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &ep->held) {
-		struct floe_req *req = container_of(pos, struct floe_req, qlink);
-		req_fail(req, 404, "not_found", "endpoint was removed", NULL);
-	}
+	fail_held(ep, UINT64_MAX, 404, "not_found", "endpoint was removed", NULL);
 	endpoint_drain_all(ep);
 	endpoint_maybe_free(ep);
 }
@@ -860,7 +888,7 @@ void floe_activator_shutdown(struct floe_activator *a, uint64_t grace_ms,
 	a->shutting_down = true;
 	a->shutdown_done = done;
 	a->shutdown_arg = arg;
-	struct floe_list *pos, *qpos, *qtmp;
+	struct floe_list *pos;
 	floe_list_for_each(pos, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		uv_timer_stop(&ep->idle_timer);
@@ -868,11 +896,8 @@ void floe_activator_shutdown(struct floe_activator *a, uint64_t grace_ms,
 		/* Held requests with a replica to go to get it; the rest cannot be
 		 * served by a floed that is going away. */
 		endpoint_release(ep);
-		floe_list_for_each_safe(qpos, qtmp, &ep->held) {
-			struct floe_req *req = container_of(qpos, struct floe_req, qlink);
-			req_fail(req, 503, "shutting_down", "floed is shutting down",
-				 "Retry-After: 1\r\n");
-		}
+		fail_held(ep, UINT64_MAX, 503, "shutting_down", "floed is shutting down",
+			  "Retry-After: 1\r\n");
 		endpoint_drain_all(ep);
 	}
 	uv_timer_start(&a->shutdown_timer, on_shutdown_grace, grace_ms, 0);

@@ -71,6 +71,7 @@ struct endpoint {
 	uint64_t last_activity_ms;
 	uv_timer_t idle_timer;    /* scale to zero */
 	uv_timer_t hold_timer;    /* earliest held-request deadline */
+	uint64_t hold_due_ms;     /* when hold_timer fires (UINT64_MAX: stopped) */
 	uv_timer_t backoff_timer; /* next start allowed */
 	uint64_t backoff_until_ms;
 	bool removed; /* gone from the config: freed once empty */
