@@ -166,6 +166,7 @@ static void req_free(struct floe_req *req)
 {
 	floe_buf_destroy(&req->head);
 	floe_buf_destroy(&req->body);
+	floe_buf_destroy(&req->replay);
 	free(req->target);
 	free(req);
 }

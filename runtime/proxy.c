@@ -17,6 +17,10 @@
 /* Request bytes queued toward a replica beyond this pause the client. */
 #define UP_WRITE_HIGH_WATER (256 * 1024)
 #define UP_WRITE_LOW_WATER (64 * 1024)
+/* A request sent on a reused connection is kept (up to this) until its
+ * response begins, to be replayed once on a fresh connection if the reused
+ * one turns out to have been closed by the engine meanwhile. */
+#define REPLAY_MAX (64 * 1024)
 /* Idle keep-alive connections kept per replica. */
 #define POOL_MAX_IDLE 256
 #define UP_READ_BUF (64 * 1024)
@@ -42,6 +46,8 @@ static void up_close(struct upstream *up);
 static void up_fail(struct upstream *up, const char *why);
 static void proxy_finish(struct upstream *up);
 static void up_start_reading(struct upstream *up);
+static void proxy_connect(struct floe_req *req, struct replica *r);
+static void proxy_forget_replay(struct floe_req *req);
 
 /* --- connections ---------------------------------------------------------- */
 
@@ -115,6 +121,12 @@ static int up_writev(struct upstream *up, const uv_buf_t *bufs, unsigned n)
 	return 0;
 }
 
+static void proxy_forget_replay(struct floe_req *req)
+{
+	req->replayable = false;
+	floe_buf_destroy(&req->replay);
+}
+
 /* Send what the client has given us so far, framed for the upstream,
  * together with the request head if that has not left yet. */
 static void proxy_send_body(struct floe_req *req)
@@ -151,8 +163,14 @@ static void proxy_send_body(struct floe_req *req)
 		if (req->body_chunked)
 			b[n++] = uv_buf_init("0\r\n\r\n", 5);
 	}
+	if (req->replayable) {
+		for (unsigned i = 0; i < n; i++)
+			floe_buf_append(&req->replay, b[i].base, b[i].len);
+		if (req->replay.len > REPLAY_MAX)
+			proxy_forget_replay(req);
+	}
 	if (up_writev(up, b, n) < 0)
-		return; /* answered 502 and freed */
+		return; /* answered 502 and freed, or being replayed */
 	floe_buf_reset(&req->body);
 	if (!req->client || req->body_done)
 		return;
@@ -333,6 +351,8 @@ static void up_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 					      uv_strerror((int)nread));
 		return;
 	}
+	if (up->req->replayable)
+		proxy_forget_replay(up->req); /* the engine answered: no replay */
 	/* Head, body pieces and the final chunk parsed from one read leave in
 	 * one write to the client. The conn outlives this callback even if it
 	 * closes meanwhile (it is freed in its close callback). */
@@ -402,10 +422,23 @@ static void up_fail(struct upstream *up, const char *why)
 	struct floe_req *req = up->req;
 	up->req = NULL;
 	const char *rid = up->r ? up->r->id : "?";
+	bool retry = req && req->replayable && up->reused && !req->resp_started && up->r &&
+		     up->r->state == REPLICA_READY;
+	struct replica *r = up->r;
 	up_close(up);
 	if (!req)
 		return;
 	req->up = NULL;
+	if (retry) {
+		/* An idle keep-alive connection the engine closed just as we reused
+		 * it (uvicorn closes them after 5 s): nothing was answered, so the
+		 * request goes again, once, on a fresh connection. */
+		log_debug("%s: reused connection to %s failed (%s); retrying on a new one",
+			  req->ep->cfg->name, rid, why);
+		req->replayable = false;
+		proxy_connect(req, r);
+		return;
+	}
 	struct floe_conn *c = req->client;
 	req->client = NULL;
 	if (c)
@@ -437,25 +470,23 @@ static void up_on_connect(uv_connect_t *creq, int status)
 		return;
 	}
 	up_start_reading(up);
+	struct floe_req *req = up->req;
+	if (req->replay.len > 0) {
+		/* A retry: what went out on the stale connection goes again. */
+		uv_buf_t b = uv_buf_init(req->replay.data, (unsigned)req->replay.len);
+		up->head_sent = true;
+		int rc = up_writev(up, &b, 1);
+		floe_buf_destroy(&req->replay);
+		if (rc < 0)
+			return;
+	}
 	proxy_send_head(up);
 }
 
-void floe__proxy_start(struct floe_req *req, struct replica *r)
+/* A new connection to the replica, created inside its network namespace. */
+static void proxy_connect(struct floe_req *req, struct replica *r)
 {
-	struct upstream *up = NULL;
-	struct floe_list *n = floe_list_empty(&r->idle) ? NULL : r->idle.prev;
-	if (n) {
-		/* Most recently used first: the likeliest to be still open. */
-		floe_list_remove(n);
-		r->n_idle--;
-		up = container_of(n, struct upstream, link);
-		up->req = req;
-		up->reused = true;
-		req->up = up;
-		proxy_send_head(up);
-		return;
-	}
-	up = xcalloc(1, sizeof(*up));
+	struct upstream *up = xcalloc(1, sizeof(*up));
 	floe_list_init(&up->link);
 	up->r = r;
 	r->refs++;
@@ -479,6 +510,25 @@ void floe__proxy_start(struct floe_req *req, struct replica *r)
 	int rc = uv_tcp_connect(&up->connect, &up->tcp, (struct sockaddr *)&addr, up_on_connect);
 	if (rc != 0)
 		up_fail(up, uv_strerror(rc));
+}
+
+void floe__proxy_start(struct floe_req *req, struct replica *r)
+{
+	struct floe_list *n = floe_list_empty(&r->idle) ? NULL : r->idle.prev;
+	if (!n) {
+		proxy_connect(req, r);
+		return;
+	}
+	/* Most recently used first: the likeliest to be still open. */
+	floe_list_remove(n);
+	r->n_idle--;
+	struct upstream *up = container_of(n, struct upstream, link);
+	up->req = req;
+	up->reused = true;
+	req->up = up;
+	req->replayable = true;
+	floe_buf_init(&req->replay);
+	proxy_send_head(up);
 }
 
 void floe__proxy_on_client_writable(struct floe_req *req)

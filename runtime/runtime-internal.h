@@ -140,6 +140,8 @@ struct floe_req {
 	bool body_sent_done; /* ... and its end was written upstream */
 	bool head_request;
 	bool body_paused;
+	bool replayable;        /* sent on a reused connection, no answer yet */
+	struct floe_buf replay; /* the bytes sent so far, while replayable */
 	/* response toward the client */
 	int status;
 	bool resp_started; /* head written to the client */

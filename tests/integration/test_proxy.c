@@ -534,3 +534,64 @@ Test(proxy, client_leaving_mid_stream_closes_the_upstream_request)
 		  sim_metric(f, "tiny", "sim_running_requests"));
 	FLOED_STOP_OK(f);
 }
+
+/*
+ * An engine that closes each kept-alive connection instead of answering its
+ * second request: what a pooled connection looks like when the engine
+ * (uvicorn, after its 5 s keep-alive timeout) closed it just as floed
+ * reused it. floed must replay the request on a fresh connection, once,
+ * rather than answer 502.
+ */
+static const char stale_py[] =
+	"import sys\n"
+	"from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n"
+	"class H(BaseHTTPRequestHandler):\n"
+	"    protocol_version = 'HTTP/1.1'\n"
+	"    def log_message(self, *a): pass\n"
+	"    def answer(self):\n"
+	"        n = int(self.headers.get('Content-Length') or 0)\n"
+	"        body = self.rfile.read(n) if n else b''\n"
+	"        self.seen = getattr(self, 'seen', 0) + 1\n"
+	"        if self.path != '/health' and self.seen >= 2:\n"
+	"            self.close_connection = True\n"
+	"            return\n"
+	"        out = b'answered:' + body\n"
+	"        self.send_response(200)\n"
+	"        self.send_header('Content-Length', str(len(out)))\n"
+	"        self.end_headers()\n"
+	"        self.wfile.write(out)\n"
+	"    do_GET = answer\n"
+	"    do_POST = answer\n"
+	"ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n";
+
+Test(proxy, a_reused_connection_the_engine_closed_is_retried_on_a_fresh_one)
+{
+	struct floed *f =
+		floed_start("endpoints:\n"
+			    "  - name: stale\n"
+			    "    engine: custom\n"
+			    "    command: [\"/usr/bin/python3\", \"@DIR@/stale.py\", \"9100\"]\n"
+			    "    port: 9100\n"
+			    "    health_route: /health\n");
+	char *path = NULL;
+	cr_assert(asprintf(&path, "%s/stale.py", f->dir) > 0);
+	FILE *fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fputs(stale_py, fp);
+	fclose(fp);
+	free(path);
+
+	for (int i = 0; i < 4; i++) {
+		struct http_resp r;
+		char body[32];
+		snprintf(body, sizeof(body), "request %d", i);
+		long status = http_post(floed_url(f, "/endpoints/stale/x"), body, &r, NULL);
+		cr_expect_eq(status, 200, "request %d on a reused connection: %ld %s", i, status,
+			     http_body(&r));
+		char want[64];
+		snprintf(want, sizeof(want), "answered:%s", body);
+		cr_expect_str_eq(http_body(&r), want);
+		http_resp_free(&r);
+	}
+	FLOED_STOP_OK(f);
+}
