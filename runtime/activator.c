@@ -256,17 +256,31 @@ static void hold_timer_arm(struct endpoint *ep)
 	hold_timer_start(ep, earliest);
 }
 
-/* Parse X-Scale-Up-Timeout (seconds, may be fractional) or Prefer: wait=N. */
+/* Seconds (fractions allowed) at the start of text, in ms; false when none. */
+static bool parse_seconds(const char *text, uint64_t *ms)
+{
+	char *end;
+	double s = strtod(text, &end);
+	if (end == text || !(s >= 0) || s > 1e9)
+		return false;
+	*ms = (uint64_t)(s * 1000.0);
+	return true;
+}
+
+/* How long the client lets us hold it: the endpoint's max_hold, shortened
+ * by X-Scale-Up-Timeout: SECONDS or Prefer: wait=SECONDS (RFC 7240). */
 static uint64_t client_hold_ms(const struct floe_http_msg *msg, uint64_t max_ms)
 {
+	uint64_t ms, hold = max_ms;
 	const char *v = floe_http_msg_header(msg, "x-scale-up-timeout");
-	if (v) {
-		char *end;
-		double s = strtod(v, &end);
-		if (end != v && s >= 0 && s * 1000.0 < (double)max_ms)
-			return (uint64_t)(s * 1000.0);
-	}
-	return max_ms;
+	if (v && parse_seconds(v, &ms) && ms < hold)
+		hold = ms;
+	const char *prefer = floe_http_msg_header(msg, "prefer");
+	const char *wait = prefer ? strcasestr(prefer, "wait=") : NULL;
+	if (wait && (wait == prefer || wait[-1] == ' ' || wait[-1] == ',' || wait[-1] == ';') &&
+	    parse_seconds(wait + 5, &ms) && ms < hold)
+		hold = ms;
+	return hold;
 }
 
 static struct replica *pick_replica(struct endpoint *ep)

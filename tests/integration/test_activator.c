@@ -186,6 +186,15 @@ Test(activator, scale_up_timeout_header_bounds_the_hold)
 	cr_expect_geq(took, 900, "answered after %lld ms, before the 1 s it was asked to wait",
 		      (long long)took);
 	http_resp_free(&r);
+
+	/* RFC 7240's Prefer: wait=N says the same. */
+	t0 = harness_now_ms();
+	http_post(floed_url(f, "/endpoints/slow/generate"), GEN_BODY, &r, JSON_CT,
+		  "Prefer: respond-async, wait=1", NULL);
+	took = harness_now_ms() - t0;
+	http_assert_error(&r, 503, "scale_up_timeout");
+	cr_expect_geq(took, 900, "Prefer: wait=1 answered after %lld ms", (long long)took);
+	http_resp_free(&r);
 	FLOED_STOP_OK(f);
 }
 
