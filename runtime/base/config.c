@@ -794,6 +794,10 @@ static int parse_strlist(struct loader *L, const struct field *f, yaml_node_t *n
 		const char *text;
 		int r = scalar_text(L, &item_field, item, ipath, &text);
 		const char *why = r == 0 && f->check ? f->check(text) : NULL;
+		/* A list that must not be empty is a command: its first item is
+		 * the program, and "" would only fail later, at exec. */
+		if (!why && r == 0 && f->min && i == 0 && !text[0])
+			why = "must not be empty (it is the program to run)";
 		if (why)
 			r = lerr(L, LINE(item), "%s: %s", ipath, why);
 		if (r < 0) {

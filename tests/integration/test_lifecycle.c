@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -369,6 +370,187 @@ Test(lifecycle, control_plane_health_and_metrics)
 			     series[i].value);
 	}
 	http_resp_free(&r);
+	FLOED_STOP_OK(f);
+}
+
+/* ---- /metrics through a real Prometheus parser ---- */
+
+/* meson test sets FLOE_SOURCE_DIR; run by hand, the presets dir's parent. */
+static char *source_dir(void)
+{
+	const char *src = getenv("FLOE_SOURCE_DIR");
+	if (src && src[0])
+		return xstrdup(src);
+	char *dir = xstrdup(FLOE_PRESETS_DIR);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	return dir;
+}
+
+/*
+ * Run tests/integration/check_metrics.py (prometheus_client's parser, then
+ * floed's families, types, labels and consistency) on text, with args
+ * ("--expect", "SERIES=VALUE", "--min", ...; NULL-terminated). Returns its
+ * exit status (0: all good, 1: problems, 2: bad usage or no module); *out
+ * gets what it printed (caller frees).
+ */
+static int check_metrics(const char *text, const char *const *args, char **out)
+{
+	char *src = source_dir();
+	char *dir = harness_mkdtemp();
+	char *file = xasprintf("%s/metrics.txt", dir);
+	cr_assert_eq(harness_write_file(file, text, strlen(text)), 0);
+	/* /usr/bin/python3: the Debian module, whatever python3 PATH finds. */
+	struct floe_buf cmd = FLOE_BUF_INIT;
+	floe_buf_printf(&cmd, "/usr/bin/python3 '%s/tests/integration/check_metrics.py' '%s'", src,
+			file);
+	for (; args && *args; args++) {
+		cr_assert(!strchr(*args, '\''), "quote in %s", *args);
+		floe_buf_printf(&cmd, " '%s'", *args);
+	}
+	floe_buf_puts(&cmd, " 2>&1");
+	FILE *p = popen(cmd.data, "r");
+	cr_assert(p, "popen %s", cmd.data);
+	struct floe_buf output = FLOE_BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+		floe_buf_append(&output, chunk, n);
+	int st = pclose(p);
+	floe_buf_puts(&output, "");
+	*out = floe_buf_steal(&output, NULL);
+	floe_buf_destroy(&cmd);
+	harness_rmtree(dir);
+	free(file);
+	free(dir);
+	free(src);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void expect_metrics_ok(const char *what, const char *text, const char *const *args)
+{
+	char *out;
+	int rc = check_metrics(text, args, &out);
+	cr_expect_eq(rc, 0, "%s: check_metrics.py exit %d:\n%s--- /metrics:\n%s", what, rc, out,
+		     text);
+	free(out);
+}
+
+/* text with its first `from` replaced by `to` (caller frees). */
+static char *replace(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	cr_assert(at, "no \"%s\" in /metrics", from);
+	return xasprintf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+}
+
+#define EP_DEMO "{endpoint=\"demo\""
+#define DEMO_CODE(c) "floe_requests_total" EP_DEMO ",code=\"" c "\"}"
+#define DEMO_STATE(s) "floe_replicas" EP_DEMO ",state=\"" s "\"}"
+#define DEMO_FRESH EP_DEMO ",kind=\"fresh\"}"
+
+Test(lifecycle, metrics_pass_a_real_prometheus_parser_and_add_up)
+{
+	/* A replica that takes 1 s to be ready, so requests are held. */
+	struct floed *f =
+		floed_start("endpoints:\n" HARNESS_SIM_EP("demo", ", \"--init-ms\", \"1000\""));
+	static const char *const hdrs[] = { JSON_CT, NULL };
+	struct http_req req = { .url = floed_url(f, "/endpoints/demo/generate"),
+				.body = GEN_BODY,
+				.headers = hdrs };
+	struct http_bg *bg[2] = { http_bg_start(&req), http_bg_start(&req) };
+
+	/* While both are held: one snapshot where the queue holds two and the
+	 * one replica is starting. */
+	char *held = NULL;
+	bool both_held = WAIT_UNTIL(({
+					    free(held);
+					    held = metrics_scrape(f);
+					    metrics_find(held, "floe_queue_depth" EP_DEMO "}") == 2;
+				    }),
+				    10000);
+	cr_assert(both_held, "never saw two requests held; last /metrics:\n%s",
+		  held ? held : "(none)");
+	static const char *const held_args[] = {
+		"--expect", "floe_queue_depth" EP_DEMO "}=2",
+		"--expect", DEMO_STATE("starting") "=1",
+		"--expect", DEMO_STATE("ready") "=0",
+		"--expect", DEMO_STATE("draining") "=0",
+		NULL,
+	};
+	expect_metrics_ok("while held", held, held_args);
+	free(held);
+
+	for (int i = 0; i < 2; i++) {
+		struct http_resp *r = http_bg_wait(bg[i], 30000);
+		cr_assert(r, "held request %d did not end", i);
+		cr_expect_eq(r->status, 200, "held request %d: %ld %s", i, r->status, r->error);
+		http_bg_free(bg[i]);
+	}
+	/* An unknown endpoint (floed's 404), an unknown route (the engine's
+	 * 404), and a warm request. */
+	cr_expect_eq(http_status("POST", floed_url(f, "/endpoints/nosuch/generate"), GEN_BODY),
+		     404);
+	cr_expect_eq(http_status("GET", floed_url(f, "/endpoints/demo/no/such/route"), NULL), 404);
+	cr_expect_eq(generate(f, "demo", NULL), 200);
+
+	/* A request is recorded when its exchange ends, which may be just
+	 * after the client has the last byte: wait until all five are in. */
+	char *m = NULL;
+	bool recorded = WAIT_UNTIL(
+		({
+			free(m);
+			m = metrics_scrape(f);
+			metrics_find(m, "floe_request_duration_seconds_count" EP_DEMO "}") == 4 &&
+				metrics_find(m, "floe_request_duration_seconds_count{"
+						"endpoint=\"\"}") == 1;
+		}),
+		5000);
+	cr_expect(recorded, "five requests not recorded; /metrics:\n%s", m ? m : "(none)");
+	static const char *const args[] = {
+		"--expect",
+		DEMO_CODE("200") "=3",
+		"--expect",
+		DEMO_CODE("404") "=1",
+		"--expect",
+		"floe_requests_total{endpoint=\"\",code=\"404\"}=1",
+		"--expect",
+		"floe_request_duration_seconds_count" EP_DEMO "}=4",
+		"--expect",
+		"floe_request_duration_seconds_count{endpoint=\"\"}=1",
+		/* the two held requests waited the replica's 1 s each */
+		"--min",
+		"floe_request_duration_seconds_sum" EP_DEMO "}=2",
+		"--expect",
+		"floe_cold_starts_total" DEMO_FRESH "=1",
+		"--expect",
+		"floe_cold_start_duration_seconds_count" DEMO_FRESH "=1",
+		"--min",
+		"floe_cold_start_duration_seconds_sum" DEMO_FRESH "=1",
+		"--expect",
+		DEMO_STATE("starting") "=0",
+		"--expect",
+		DEMO_STATE("ready") "=1",
+		"--expect",
+		DEMO_STATE("draining") "=0",
+		"--expect",
+		"floe_queue_depth" EP_DEMO "}=0",
+		NULL,
+	};
+	expect_metrics_ok("after the traffic", m, args);
+
+	/* The check can fail: a wrong type, and a wrong count. */
+	char *out;
+	char *bad = replace(m, "# TYPE floe_replicas gauge", "# TYPE floe_replicas counter");
+	cr_expect_eq(check_metrics(bad, NULL, &out), 1, "a counter floe_replicas passed:\n%s", out);
+	cr_expect(strstr(out, "floe_replicas: type counter, want gauge"), "%s", out);
+	free(out);
+	free(bad);
+	static const char *const wrong[] = { "--expect", DEMO_CODE("200") "=4", NULL };
+	cr_expect_eq(check_metrics(m, wrong, &out), 1, "a wrong count passed:\n%s", out);
+	free(out);
+	free(m);
 	FLOED_STOP_OK(f);
 }
 

@@ -604,6 +604,10 @@ Test(config, endpoint_rules)
 		  "t.yaml:2: endpoints[0]: engine 'custom' needs 'port'" },
 		{ "endpoints:\n  - name: a\n    engine: custom\n    command: []\n    port: 1\n",
 		  "t.yaml:4: endpoints[0].command: must not be empty" },
+		/* found by tests/fuzz/fuzz_config.c: an empty program loaded fine */
+		{ "endpoints:\n  - name: a\n    engine: custom\n    command:\n      - \"\"\n      - x\n"
+		  "    port: 1\n",
+		  "t.yaml:5: endpoints[0].command[0]: must not be empty (it is the program to run)" },
 		{ EP "    command: [x]\n",
 		  "t.yaml:4: endpoints[0].command: not allowed with engine 'sim' (the preset gives the "
 		  "command; add flags with args)" },
@@ -628,6 +632,9 @@ Test(config, endpoint_rules)
 		  "([A-Za-z_][A-Za-z0-9_]*)" },
 	};
 	run_error_cases(cases, sizeof(cases) / sizeof(cases[0]));
+	/* Only the program must not be empty: empty arguments are arguments. */
+	floe_config_free(load("endpoints:\n  - name: a\n    engine: custom\n"
+			      "    command: [x, \"\"]\n    args: [\"\"]\n    port: 1\n"));
 }
 
 Test(config, yaml_syntax_errors_have_lines)
