@@ -104,6 +104,7 @@ struct replica {
 	uv_timer_t timer;    /* readiness polls, then stop grace */
 	struct probe *probe; /* readiness probe in progress */
 	uint32_t probes;
+	bool probe_refused; /* the last probe's connect was refused */
 	int pending_closes;
 	bool proc_closed;
 	bool counted; /* included in endpoint state counters */
