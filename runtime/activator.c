@@ -554,8 +554,9 @@ static void build_upstream_head(struct floe_req *req, const struct floe_http_msg
 			 * Expect (answered here) are not passed on. */
 			continue;
 		}
-		if (msg->connection_list &&
-		    floe_http_list_has_token(msg->connection_list, floe_http_header_name(msg, i)))
+		if (floe_http_msg_connection_list(msg) &&
+		    floe_http_list_has_token(floe_http_msg_connection_list(msg),
+					     floe_http_header_name(msg, i)))
 			continue;
 		floe_http_header_append(h, msg, i);
 	}

@@ -221,8 +221,9 @@ static void write_response_head(struct upstream *up, const struct floe_http_msg 
 		uint8_t id = msg->headers[i].id;
 		if (floe_http_header_id_is_hop(id) || id == FLOE_HDR_CONTENT_LENGTH)
 			continue;
-		if (msg->connection_list &&
-		    floe_http_list_has_token(msg->connection_list, floe_http_header_name(msg, i)))
+		if (floe_http_msg_connection_list(msg) &&
+		    floe_http_list_has_token(floe_http_msg_connection_list(msg),
+					     floe_http_header_name(msg, i)))
 			continue;
 		floe_http_header_append(&h, msg, i);
 	}

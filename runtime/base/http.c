@@ -44,7 +44,7 @@ static void msg_reset(struct floe_http_msg *m)
 	m->chunked = false;
 	m->keep_alive = false;
 	m->expect_continue = false;
-	m->connection_list = NULL;
+	m->connection_list_off = 0;
 }
 
 /* Account for head bytes; the limit covers the request line and all headers
@@ -268,7 +268,7 @@ static int on_header_value_complete(llhttp_t *l)
 	const char *value = m->raw.data + h->value_off;
 	cur->id = classify(name, h->name_len);
 	if (cur->id == FLOE_HDR_CONNECTION && !connection_is_plain(value))
-		m->connection_list = value;
+		m->connection_list_off = h->value_off;
 	if (cur->id == FLOE_HDR_TRANSFER_ENCODING) {
 		/* Only "chunked" alone is accepted: other codings (gzip, identity,
 		 * lists) are how smuggling payloads hide from one of two parsers. */

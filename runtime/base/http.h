@@ -52,10 +52,17 @@ struct floe_http_msg {
 	bool chunked;
 	bool keep_alive;      /* llhttp_should_keep_alive after the head */
 	bool expect_continue; /* request had "Expect: 100-continue" */
-	/* Connection names other headers to drop (beyond keep-alive/close):
-	 * only then must each header be checked against its list. */
-	const char *connection_list;
+	/* Offset in raw of the Connection value when it names other headers to
+	 * drop (beyond keep-alive/close), else 0: only then must each header be
+	 * checked against the list. An offset, since raw moves as it grows. */
+	uint32_t connection_list_off;
 };
+
+/** The Connection list naming headers to drop, or NULL when it names none. */
+static inline const char *floe_http_msg_connection_list(const struct floe_http_msg *m)
+{
+	return m->connection_list_off ? m->raw.data + m->connection_list_off : NULL;
+}
 
 /** True for ids a proxy never forwards (hop-by-hop, Connection, Transfer-Encoding). */
 static inline bool floe_http_header_id_is_hop(uint8_t id)

@@ -1307,5 +1307,29 @@ Test(http_request, trailing_blanks_are_not_part_of_a_value)
 	cr_assert_eq(r.st, FLOE_HTTP_OK, "refused with %d: %s", r.error_status, r.error_reason);
 	cr_assert_str_eq(c->msgs[0].values[0], "a");
 	cr_assert_str_eq(c->msgs[0].values[1], "chunked");
+	free(r.text);
 	cap_free(c);
+}
+
+/* The Connection list is kept as an offset into the head's buffer: a
+ * pointer would dangle once later headers grow (move) that buffer. */
+Test(http_request, connection_list_survives_a_growing_head)
+{
+	struct floe_buf req = FLOE_BUF_INIT;
+	floe_buf_puts(&req, "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\n");
+	for (int i = 0; i < 200; i++)
+		floe_buf_printf(&req, "X-Filler-%d: %064d\r\n", i, i);
+	floe_buf_puts(&req, "X-Hop: 1\r\n\r\n");
+	struct cap *c = cap_new();
+	struct floe_http_parser p;
+	floe_http_parser_init(&p, HTTP_REQUEST, &cbs, c, 1 << 20, UINT64_MAX);
+	size_t used;
+	cr_assert_eq(floe_http_parser_execute(&p, req.data, req.len, &used), FLOE_HTTP_OK);
+	const char *list = floe_http_msg_connection_list(&p.msg);
+	cr_assert_not_null(list);
+	cr_assert_str_eq(list, "keep-alive, X-Hop");
+	cr_assert(floe_http_list_has_token(list, "x-hop"));
+	floe_http_parser_destroy(&p);
+	cap_free(c);
+	floe_buf_destroy(&req);
 }
