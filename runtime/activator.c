@@ -589,7 +589,6 @@ static void act_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 	req->client = c;
 	req->t_start_ns = floe_now_ns();
 	req->req_msg = msg;
-	req->method = msg->method;
 	req->head_request = msg->method == HTTP_HEAD;
 	floe_list_init(&req->qlink);
 	floe_buf_init(&req->head);

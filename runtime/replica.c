@@ -325,7 +325,6 @@ static void replica_probe(struct replica *r)
 	struct sockaddr_in addr;
 	uv_ip4_addr("127.0.0.1", r->port, &addr);
 	r->probe = pr;
-	r->probes++;
 	r->probe_refused = false;
 	if (uv_tcp_connect(&pr->connect, &pr->tcp, (struct sockaddr *)&addr, probe_on_connect) !=
 	    0) {

@@ -103,7 +103,6 @@ struct replica {
 	uint32_t n_idle;
 	uv_timer_t timer;    /* readiness polls, then stop grace */
 	struct probe *probe; /* readiness probe in progress */
-	uint32_t probes;
 	bool probe_refused; /* the last probe's connect was refused */
 	int pending_closes;
 	bool proc_closed;
@@ -135,7 +134,6 @@ struct floe_req {
 	/* request toward the upstream */
 	struct floe_buf head; /* serialized request head */
 	struct floe_buf body; /* body bytes not yet written upstream */
-	uint8_t method;
 	bool body_chunked;   /* forward the body as chunked */
 	bool body_done;      /* the client's body ended */
 	bool body_sent_done; /* ... and its end was written upstream */
