@@ -103,7 +103,7 @@ struct replica {
 	uint32_t n_idle;
 	uv_timer_t timer;    /* readiness polls, then stop grace */
 	struct probe *probe; /* readiness probe in progress */
-	bool probe_refused; /* the last probe's connect was refused */
+	bool probe_refused;  /* the last probe's connect was refused */
 	int pending_closes;
 	bool proc_closed;
 	bool counted; /* included in endpoint state counters */
@@ -134,9 +134,9 @@ struct floe_req {
 	/* request toward the upstream */
 	struct floe_buf head; /* serialized request head */
 	struct floe_buf body; /* body bytes not yet written upstream */
-	bool body_chunked;   /* forward the body as chunked */
-	bool body_done;      /* the client's body ended */
-	bool body_sent_done; /* ... and its end was written upstream */
+	bool body_chunked;    /* forward the body as chunked */
+	bool body_done;       /* the client's body ended */
+	bool body_sent_done;  /* ... and its end was written upstream */
 	bool head_request;
 	bool body_paused;
 	bool replayable;        /* sent on a reused connection, no answer yet */
