@@ -387,6 +387,15 @@ static void endpoint_fail_held(struct endpoint *ep, const char *why)
 	fail_held(ep, UINT64_MAX, 503, "replica_start_failed", why, "Retry-After: 10\r\n");
 }
 
+/* One more failed start or crash: the next start waits 0.5 s, doubling up to 30 s. */
+static void endpoint_note_failure(struct endpoint *ep)
+{
+	ep->failures++;
+	uint64_t backoff = BACKOFF_BASE_MS << (ep->failures < 7 ? ep->failures - 1 : 6);
+	ep->backoff_until_ms =
+		floe_now_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+}
+
 static void endpoint_evaluate(struct endpoint *ep)
 {
 	struct floe_activator *a = ep->act;
@@ -433,13 +442,7 @@ static void endpoint_evaluate(struct endpoint *ep)
 				floe_error_clear(&err);
 				if (!floe__replica_start(ep, &err)) {
 					log_error("%s: %s", ep->cfg->name, err.msg);
-					ep->failures++;
-					uint64_t backoff =
-						BACKOFF_BASE_MS
-						<< (ep->failures < 7 ? ep->failures - 1 : 6);
-					ep->backoff_until_ms =
-						now + (backoff < BACKOFF_MAX_MS ? backoff :
-										  BACKOFF_MAX_MS);
+					endpoint_note_failure(ep);
 					if (ep->failures >= MAX_START_FAILURES) {
 						endpoint_fail_held(ep, err.msg);
 					}
@@ -478,10 +481,7 @@ void floe__endpoint_on_replica_gone(struct endpoint *ep, struct replica *r, bool
 {
 	floe_list_remove(&r->link);
 	if (failed) {
-		uint64_t now = floe_now_ms();
-		ep->failures++;
-		uint64_t backoff = BACKOFF_BASE_MS << (ep->failures < 7 ? ep->failures - 1 : 6);
-		ep->backoff_until_ms = now + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+		endpoint_note_failure(ep);
 		if (ep->failures >= MAX_START_FAILURES && ep->n_ready == 0) {
 			char why[256];
 			snprintf(

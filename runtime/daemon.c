@@ -226,9 +226,8 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	};
 	if (floe_server_listen(&d.data, d.loop, "data", d.cfg->listen_host, d.cfg->listen_port,
 			       &floe_activator_handler, &limits, &err) < 0 ||
-	    (d.data.data = d.act,
-	     floe_server_listen(&d.api, d.loop, "api", d.cfg->api_host, d.cfg->api_port,
-				&floe_control_handler, &limits, &err) < 0)) {
+	    floe_server_listen(&d.api, d.loop, "api", d.cfg->api_host, d.cfg->api_port,
+			       &floe_control_handler, &limits, &err) < 0) {
 		fprintf(stderr, "floed: %s\n", err.msg);
 		return 1;
 	}

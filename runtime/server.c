@@ -103,7 +103,7 @@ static void on_write(uv_write_t *req, int status)
 	}
 }
 
-static bool conn_writev_now(struct floe_conn *c, const uv_buf_t *bufs, unsigned n, size_t total);
+static bool conn_writev_now(struct floe_conn *c, const uv_buf_t *bufs, unsigned n);
 
 bool floe_conn_writev(struct floe_conn *c, const uv_buf_t *bufs, unsigned n)
 {
@@ -121,7 +121,7 @@ bool floe_conn_writev(struct floe_conn *c, const uv_buf_t *bufs, unsigned n)
 			floe_buf_append(&c->cork, bufs[i].base, bufs[i].len);
 		return c->write_queued + c->cork.len < WRITE_HIGH_WATER;
 	}
-	return conn_writev_now(c, bufs, n, total);
+	return conn_writev_now(c, bufs, n);
 }
 
 /* Write what was corked, in one system call where the kernel takes it. */
@@ -130,7 +130,7 @@ static void conn_flush_cork(struct floe_conn *c)
 	if (c->cork.len == 0 || c->closing)
 		return;
 	uv_buf_t b = uv_buf_init(c->cork.data, (unsigned)c->cork.len);
-	conn_writev_now(c, &b, 1, c->cork.len);
+	conn_writev_now(c, &b, 1);
 	floe_buf_reset(&c->cork);
 }
 
@@ -145,9 +145,8 @@ void floe_conn_uncork(struct floe_conn *c)
 		conn_flush_cork(c);
 }
 
-static bool conn_writev_now(struct floe_conn *c, const uv_buf_t *bufs, unsigned n, size_t total)
+static bool conn_writev_now(struct floe_conn *c, const uv_buf_t *bufs, unsigned n)
 {
-	(void)total;
 	ssize_t queued =
 		floe_stream_write((uv_stream_t *)&c->tcp, bufs, n, c->write_queued, c, on_write);
 	if (queued < 0) {
