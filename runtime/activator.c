@@ -40,7 +40,7 @@ const char *floe__cold_kind_name(enum cold_kind k)
 	}
 }
 
-static const char *const replica_state_names[] = { "starting", "ready", "draining" };
+static const char *const replica_state_names[] = { "starting", "ready", "draining", "warm_pool" };
 
 /* --- metrics -------------------------------------------------------------- */
 
@@ -77,6 +77,7 @@ static void endpoint_metrics_update(struct endpoint *ep)
 	floe_metric_set(ep->m_replicas[0], ep->n_starting);
 	floe_metric_set(ep->m_replicas[1], ep->n_ready);
 	floe_metric_set(ep->m_replicas[2], ep->n_draining);
+	floe_metric_set(ep->m_replicas[3], ep->n_warm);
 }
 
 /* --- replica state bookkeeping -------------------------------------------- */
@@ -87,6 +88,7 @@ static uint32_t *state_counter(struct endpoint *ep, enum replica_state st)
 	case REPLICA_STARTING: return &ep->n_starting;
 	case REPLICA_READY: return &ep->n_ready;
 	case REPLICA_DRAINING: return &ep->n_draining;
+	case REPLICA_WARM: return &ep->n_warm;
 	default: return NULL;
 	}
 }
@@ -145,6 +147,8 @@ void floe__req_complete(struct floe_req *req, int status)
 		req->r = NULL;
 		if (r->state == REPLICA_DRAINING && r->in_flight == 0)
 			floe__replica_drain(r); /* last one out stops it */
+		else if (r->snap_wait && r->in_flight == 0)
+			floe__snap_on_idle(r);
 		floe__replica_unref(r);
 	}
 	req_record(req, status);
@@ -289,7 +293,8 @@ static struct replica *pick_replica(struct endpoint *ep)
 	struct floe_list *pos;
 	floe_list_for_each(pos, &ep->replicas) {
 		struct replica *r = container_of(pos, struct replica, link);
-		if (r->state != REPLICA_READY)
+		/* being dumped: frozen anyway; requests wait for the dump or go elsewhere */
+		if (r->state != REPLICA_READY || r->dumping)
 			continue;
 		if (!best || r->in_flight < best->in_flight)
 			best = r;
@@ -368,6 +373,15 @@ static void endpoint_release(struct endpoint *ep)
 		uv_timer_stop(&ep->hold_timer);
 		ep->hold_due_ms = UINT64_MAX;
 	}
+}
+
+void floe__endpoint_dispatch(struct endpoint *ep)
+{
+	struct floe_activator *a = ep->act;
+	endpoint_release(ep);
+	endpoint_evaluate(ep);
+	endpoint_maybe_free(ep);
+	floe__activator_check_shutdown(a);
 }
 
 /* --- scaling -------------------------------------------------------------- */
@@ -475,6 +489,7 @@ void floe__endpoint_on_replica_ready(struct endpoint *ep, struct replica *r)
 		 secs * 1000);
 	endpoint_release(ep);
 	endpoint_evaluate(ep);
+	floe__snap_on_ready(r);
 }
 
 void floe__endpoint_on_replica_gone(struct endpoint *ep, struct replica *r, bool failed, int status)
@@ -494,6 +509,8 @@ void floe__endpoint_on_replica_gone(struct endpoint *ep, struct replica *r, bool
 		}
 	}
 	endpoint_evaluate(ep);
+	if (r->state == REPLICA_DEAD && !ep->removed)
+		floe__snap_refill(ep); /* a pool replica may have gone */
 	endpoint_maybe_free(ep);
 	floe__activator_check_shutdown(ep->act);
 }
@@ -749,12 +766,13 @@ static struct endpoint *endpoint_new(struct floe_activator *a,
 	uv_timer_init(a->loop, &ep->backoff_timer);
 	const char *lq[] = { cfg->name };
 	ep->m_queue_depth = floe_metric_get(a->m.queue_depth, lq);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		const char *ls[] = { cfg->name, replica_state_names[i] };
 		ep->m_replicas[i] = floe_metric_get(a->m.replicas, ls);
 	}
 	endpoint_metrics_update(ep);
 	floe_list_push(&a->endpoints, &ep->link);
+	floe__snap_endpoint_load(ep);
 	return ep;
 }
 
@@ -763,6 +781,7 @@ static void on_endpoint_timer_closed(uv_handle_t *h)
 	struct endpoint *ep = h->data;
 	if (--ep->pending_closes > 0)
 		return;
+	floe__snap_endpoint_free(ep);
 	floe_endpoint_config_free(ep->cfg);
 	free(ep);
 }
@@ -770,12 +789,15 @@ static void on_endpoint_timer_closed(uv_handle_t *h)
 static void endpoint_maybe_free(struct endpoint *ep)
 {
 	if (!ep->removed || !floe_list_empty(&ep->replicas) || ep->n_held || ep->in_flight ||
-	    ep->pending_closes)
+	    ep->pending_closes || ep->snap_jobs)
 		return;
 	struct floe_activator *a = ep->act;
 	floe_list_remove(&ep->link);
 	floe_metric_remove_matching(a->m.queue_depth, "endpoint", ep->cfg->name);
 	floe_metric_remove_matching(a->m.replicas, "endpoint", ep->cfg->name);
+	floe_metric_remove_matching(a->m.snapshot_bytes, "endpoint", ep->cfg->name);
+	floe_metric_remove_matching(a->m.snapshot_ops, "endpoint", ep->cfg->name);
+	floe_metric_remove_matching(a->m.restore_duration, "endpoint", ep->cfg->name);
 	ep->pending_closes = 3;
 	ep->idle_timer.data = ep->hold_timer.data = ep->backoff_timer.data = ep;
 	uv_close((uv_handle_t *)&ep->idle_timer, on_endpoint_timer_closed);
@@ -788,7 +810,8 @@ static void endpoint_drain_all(struct endpoint *ep)
 	struct floe_list *pos, *tmp;
 	floe_list_for_each_safe(pos, tmp, &ep->replicas) {
 		struct replica *r = container_of(pos, struct replica, link);
-		if (r->state == REPLICA_STARTING || r->state == REPLICA_READY)
+		if (r->state == REPLICA_STARTING || r->state == REPLICA_READY ||
+		    r->state == REPLICA_WARM)
 			floe__replica_drain(r);
 	}
 }
@@ -823,7 +846,9 @@ void floe_activator_apply(struct floe_activator *a, const struct floe_config *cf
 			ep->failures = 0;
 			ep->backoff_until_ms = 0;
 			endpoint_drain_all(ep);
+			floe__snap_endpoint_load(ep); /* a new key: the old snapshot is not its */
 			endpoint_evaluate(ep);
+			floe__snap_refill(ep);
 		}
 	}
 	for (size_t i = 0; i < cfg->n_endpoints; i++) {
@@ -834,6 +859,7 @@ void floe_activator_apply(struct floe_activator *a, const struct floe_config *cf
 		log_info("%s: serving (engine %s, replicas %u..%u)", nc->name, nc->engine,
 			 nc->scaling.min_replica, nc->scaling.max_replica);
 		endpoint_evaluate(ep);
+		floe__snap_refill(ep);
 	}
 }
 
@@ -848,10 +874,13 @@ struct floe_activator *floe_activator_new(uv_loop_t *loop, struct floe_metrics *
 	a->data_dir = xstrdup(opts->data_dir);
 	a->init_path = xstrdup(opts->init_path);
 	a->log_max_bytes = opts->replica_log_max_bytes;
+	a->warm_pool_memory = opts->warm_pool_memory;
 	floe_list_init(&a->endpoints);
 	uv_timer_init(loop, &a->shutdown_timer);
 	uv_idle_init(loop, &a->shutdown_check);
 	metrics_register(a);
+	floe__snap_register_metrics(a);
+	floe__snap_init(a, opts->snapshots);
 	return a;
 }
 
@@ -860,7 +889,7 @@ static bool activator_empty(struct floe_activator *a)
 	struct floe_list *pos;
 	floe_list_for_each(pos, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
-		if (!floe_list_empty(&ep->replicas) || ep->n_held || ep->in_flight)
+		if (!floe_list_empty(&ep->replicas) || ep->n_held || ep->in_flight || ep->snap_jobs)
 			return false;
 	}
 	return true;

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "criu.h"
 #include "error.h"
 #include "metrics.h"
 #include "server.h"
@@ -24,7 +25,19 @@ struct floe_activator_opts {
 	const char *data_dir;  /* replica logs go to DATA_DIR/logs/ENDPOINT/ */
 	const char *init_path; /* the floe-init executable */
 	uint64_t replica_log_max_bytes;
+	uint64_t warm_pool_memory; /* bytes all warm pools may hold (0: no cap) */
+	bool snapshots;            /* false: never probe CRIU, fresh starts only */
 };
+
+/** What snapshots can do on this machine, as probed at start (for the control plane). */
+const struct floe_criu_caps *floe_activator_criu(const struct floe_activator *a);
+bool floe_activator_freezer(const struct floe_activator *a);
+
+/** The data directory (snapshots live in DATA_DIR/snapshots). */
+const char *floe_activator_data_dir(const struct floe_activator *a);
+
+/** An operator removed snapshot KEY (control plane): forget it wherever it is in use. */
+void floe_activator_snapshot_removed(struct floe_activator *a, const char *key);
 
 /** The data-plane handler for floe_server_listen; set server->data to the activator. */
 extern const struct floe_server_handler floe_activator_handler;

@@ -213,6 +213,8 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 		.data_dir = d.cfg->data_dir,
 		.init_path = init_path,
 		.replica_log_max_bytes = d.cfg->replica_log_max_bytes,
+		.warm_pool_memory = d.cfg->warm_pool_memory,
+		.snapshots = true,
 	};
 	d.act = floe_activator_new(d.loop, d.metrics, &aopts);
 	free(init_path);

@@ -358,8 +358,8 @@ static void kill_and_reap(struct floe_proc *p)
 	p->exit_status = wstatus;
 }
 
-int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc_spec *spec,
-		    floe_proc_exit_cb exit_cb, floe_error *err)
+static void proc_reset(struct floe_proc *p, uv_loop_t *loop, uint64_t log_max_bytes,
+		       floe_proc_exit_cb exit_cb)
 {
 	memset(p, 0, sizeof(*p));
 	p->loop = loop;
@@ -367,43 +367,122 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 	p->pidfd = -1;
 	p->netns_fd = -1;
 	p->log_fd = -1;
+	p->log_r = -1;
 	p->exit_cb = exit_cb;
-	p->log_max_bytes = spec->log_max_bytes;
+	p->log_max_bytes = log_max_bytes;
+}
 
+/* The log file and the pipe the engine writes into. *log_w is blocking and
+ * close-on-exec; the read end (p->log_r) is non-blocking, for libuv. */
+static int open_log_pipe(struct floe_proc *p, const char *log_path, int *log_w, floe_error *err)
+{
+	int rc;
+	int pipefd[2] = { -1, -1 };
+	p->log_path = xstrdup(log_path);
+	rc = open_log(p->log_path, &p->log_bytes);
+	if (rc < 0)
+		return floe_error_set(err, rc, "open log %s: %s", p->log_path, strerror(-rc));
+	p->log_fd = rc;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return floe_error_set(err, -errno, "log pipe: %s", strerror(errno));
+	pipefd[0] = above_stdio(pipefd[0]);
+	pipefd[1] = above_stdio(pipefd[1]);
+	if (pipefd[0] < 0 || pipefd[1] < 0) {
+		rc = pipefd[0] < 0 ? pipefd[0] : pipefd[1];
+		floe_error_set(err, rc, "log pipe: %s", strerror(-rc));
+		goto fail;
+	}
+	struct stat st;
+	if (fcntl(pipefd[0], F_SETFL, O_NONBLOCK) < 0 || fstat(pipefd[0], &st) < 0) {
+		rc = floe_error_set(err, -errno, "log pipe: %s", strerror(errno));
+		goto fail;
+	}
+	p->stdio_ino = (uint64_t)st.st_ino;
+	p->log_r = pipefd[0];
+	*log_w = pipefd[1];
+	return 0;
+fail:
+	if (pipefd[0] >= 0)
+		close(pipefd[0]);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
+	return rc;
+}
+
+/* Undo a spawn or restore that did not get as far as watching the process. */
+static void release_unwatched(struct floe_proc *p)
+{
+	if (p->log_r >= 0)
+		close(p->log_r);
+	if (p->netns_fd >= 0)
+		close(p->netns_fd);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	if (p->log_fd >= 0)
+		close(p->log_fd);
+	free(p->log_path);
+	p->log_path = NULL;
+	p->log_r = p->netns_fd = p->pidfd = p->log_fd = -1;
+}
+
+/* The process exists (p->pid, p->pidfd): find its netns and start watching
+ * its exit and its log pipe. On failure it is killed and reaped. */
+static int watch(struct floe_proc *p, floe_error *err)
+{
+	int rc;
+	char nspath[64];
+	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/net", p->pid);
+	p->netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
+	if (p->netns_fd < 0 && errno != ENOENT) {
+		rc = floe_error_set(err, -errno, "open %s: %s", nspath, strerror(errno));
+		goto fail_kill;
+	}
+	/* ENOENT: it already died (exec of floe-init failed). Not a start
+	 * failure: exit_cb reports it, and the log says why. */
+	if (p->netns_fd >= 0)
+		loopback_up(p);
+
+	rc = uv_poll_init(p->loop, &p->pidfd_poll, p->pidfd);
+	if (rc < 0) {
+		floe_error_set(err, rc, "watch pidfd: %s", uv_strerror(rc));
+		goto fail_kill;
+	}
+	/* Cannot fail on a fresh, valid, non-blocking pipe fd that the loop has
+	 * never seen, and an initialised handle cannot be undone synchronously. */
+	uv_pipe_init(p->loop, &p->log_pipe, 0);
+	rc = uv_pipe_open(&p->log_pipe, p->log_r);
+	if (rc < 0) {
+		log_error("uv_pipe_open on a fresh pipe: %s", uv_strerror(rc));
+		abort();
+	}
+	p->log_r = -1; /* the handle owns it now */
+	uv_read_start((uv_stream_t *)&p->log_pipe, on_log_alloc, on_log_read);
+	uv_poll_start(&p->pidfd_poll, UV_READABLE, on_pidfd);
+	return 0;
+
+fail_kill:
+	kill_and_reap(p);
+	release_unwatched(p);
+	return rc;
+}
+
+int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc_spec *spec,
+		    floe_proc_exit_cb exit_cb, floe_error *err)
+{
+	proc_reset(p, loop, spec->log_max_bytes, exit_cb);
 	if (!spec->argv || !spec->argv[0] || !spec->init_path || !spec->log_path)
 		return floe_error_set(err, -EINVAL,
 				      "replica spec needs argv, init_path and log_path");
 
 	int rc;
-	int pipefd[2] = { -1, -1 };
+	int log_w = -1;
 	int devnull = -1;
 	struct child_args a;
 	memset(&a, 0, sizeof(a));
 
-	p->log_path = xstrdup(spec->log_path);
-	rc = open_log(p->log_path, &p->log_bytes);
-	if (rc < 0) {
-		floe_error_set(err, rc, "open log %s: %s", p->log_path, strerror(-rc));
+	rc = open_log_pipe(p, spec->log_path, &log_w, err);
+	if (rc < 0)
 		goto fail;
-	}
-	p->log_fd = rc;
-
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		rc = floe_error_set(err, -errno, "log pipe: %s", strerror(errno));
-		goto fail;
-	}
-	/* The read end is libuv's (non-blocking); the engine's end stays blocking. */
-	pipefd[0] = above_stdio(pipefd[0]);
-	pipefd[1] = above_stdio(pipefd[1]);
-	if (pipefd[0] < 0 || pipefd[1] < 0) {
-		rc = floe_error_set(err, pipefd[0] < 0 ? pipefd[0] : pipefd[1], "log pipe: %s",
-				    strerror(-(pipefd[0] < 0 ? pipefd[0] : pipefd[1])));
-		goto fail;
-	}
-	if (fcntl(pipefd[0], F_SETFL, O_NONBLOCK) < 0) {
-		rc = floe_error_set(err, -errno, "log pipe: %s", strerror(errno));
-		goto fail;
-	}
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0) {
 		rc = floe_error_set(err, -errno, "open /dev/null: %s", strerror(errno));
@@ -428,7 +507,7 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 	char *msg = xasprintf("floe: exec %s: ", spec->init_path);
 	a.exec_fail_msg = msg;
 	a.exec_fail_len = strlen(msg);
-	a.log_w = pipefd[1];
+	a.log_w = log_w;
 	a.devnull = devnull;
 	a.expect_ppid = proc_self_pid();
 	sigemptyset(&a.mask);
@@ -457,8 +536,8 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 	free(a.argv);
 	free_strv(a.envp);
 	free(msg);
-	close(pipefd[1]);
-	pipefd[1] = -1;
+	close(log_w);
+	log_w = -1;
 	close(devnull);
 	devnull = -1;
 
@@ -470,56 +549,60 @@ int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc
 	}
 	p->pid = (pid_t)pid;
 	p->pidfd = pidfd;
-
-	char nspath[64];
-	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/net", p->pid);
-	p->netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
-	if (p->netns_fd < 0 && errno != ENOENT) {
-		rc = floe_error_set(err, -errno, "open %s: %s", nspath, strerror(errno));
-		goto fail_kill;
-	}
-	/* ENOENT: it already died (exec of floe-init failed). Not a spawn
-	 * failure: exit_cb reports it, and the log says why. */
-	if (p->netns_fd >= 0)
-		loopback_up(p);
-
-	rc = uv_poll_init(loop, &p->pidfd_poll, p->pidfd);
-	if (rc < 0) {
-		floe_error_set(err, rc, "watch pidfd: %s", uv_strerror(rc));
-		goto fail_kill;
-	}
-	/* Cannot fail on a fresh, valid, non-blocking pipe fd that the loop has
-	 * never seen, and an initialised handle cannot be undone synchronously. */
-	uv_pipe_init(loop, &p->log_pipe, 0);
-	rc = uv_pipe_open(&p->log_pipe, pipefd[0]);
-	if (rc < 0) {
-		log_error("uv_pipe_open on a fresh pipe: %s", uv_strerror(rc));
-		abort();
-	}
-	uv_read_start((uv_stream_t *)&p->log_pipe, on_log_alloc, on_log_read);
-	uv_poll_start(&p->pidfd_poll, UV_READABLE, on_pidfd);
+	rc = watch(p, err);
+	if (rc < 0)
+		return rc;
 	log_debug("replica %d started: %s", p->pid, spec->argv[0]);
 	return 0;
 
-fail_kill:
-	kill_and_reap(p);
 fail:
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
+	if (log_w >= 0)
+		close(log_w);
 	if (devnull >= 0)
 		close(devnull);
-	if (p->netns_fd >= 0)
-		close(p->netns_fd);
-	if (p->pidfd >= 0)
-		close(p->pidfd);
-	if (p->log_fd >= 0)
-		close(p->log_fd);
-	free(p->log_path);
-	p->log_path = NULL;
-	p->netns_fd = p->pidfd = p->log_fd = -1;
+	release_unwatched(p);
 	return rc;
+}
+
+int floe_proc_prepare(uv_loop_t *loop, struct floe_proc *p, const char *log_path,
+		      uint64_t log_max_bytes, floe_proc_exit_cb exit_cb, int *stdio_w,
+		      floe_error *err)
+{
+	proc_reset(p, loop, log_max_bytes, exit_cb);
+	*stdio_w = -1;
+	int rc = open_log_pipe(p, log_path, stdio_w, err);
+	if (rc < 0)
+		release_unwatched(p);
+	return rc;
+}
+
+int floe_proc_attach(struct floe_proc *p, pid_t pid, floe_error *err)
+{
+	p->pid = pid;
+	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (p->pidfd < 0) {
+		/* Our child, so not reaped yet: pidfd_open cannot miss it
+		 * unless the kernel lacks it (< 5.3). Kill it by pid then. */
+		int e = errno;
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		release_unwatched(p);
+		return floe_error_set(err, -e, "pidfd_open %d: %s", (int)pid, strerror(e));
+	}
+	fcntl(p->pidfd, F_SETFD, FD_CLOEXEC);
+	return watch(p, err);
+}
+
+void floe_proc_abandon(struct floe_proc *p)
+{
+	release_unwatched(p);
+}
+
+void floe_proc_log_note(struct floe_proc *p, const char *line)
+{
+	if (p->log_fd >= 0)
+		log_append(p, line, strlen(line));
 }
 
 int floe_proc_signal(struct floe_proc *p, int sig)

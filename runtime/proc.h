@@ -42,11 +42,13 @@ struct floe_proc {
 	int netns_fd; /* the replica's network namespace (O_RDONLY of /proc/PID/ns/net) */
 	int exited;   /* set before exit_cb runs */
 	int exit_status;
-	void *data; /* for the caller */
+	uint64_t stdio_ino; /* inode of the engine's stdout/stderr pipe (CRIU's inherit-fd key) */
+	void *data;         /* for the caller */
 	/* private */
 	uv_poll_t pidfd_poll;
 	uv_pipe_t log_pipe;
 	int log_fd;
+	int log_r; /* pipe read end until the loop watches it */
 	char *log_path;
 	uint64_t log_bytes;
 	uint64_t log_max_bytes;
@@ -62,6 +64,26 @@ struct floe_proc {
  */
 int floe_proc_spawn(uv_loop_t *loop, struct floe_proc *p, const struct floe_proc_spec *spec,
 		    floe_proc_exit_cb exit_cb, floe_error *err);
+
+/*
+ * A replica restored from a snapshot (by CRIU, on a worker thread) instead of
+ * spawned, in three steps:
+ *   floe_proc_prepare (loop): log file and pipe; *stdio_w is the pipe's write
+ *       end for CRIU to hand the restored engine as its stdout/stderr;
+ *   the restore itself (thread pool), then close *stdio_w;
+ *   floe_proc_attach (loop) with the restored tree's root, a child of floed;
+ *       from then on it is like a spawned replica (exit_cb, signal, close).
+ *   Or floe_proc_abandon when the restore failed.
+ */
+int floe_proc_prepare(uv_loop_t *loop, struct floe_proc *p, const char *log_path,
+		      uint64_t log_max_bytes, floe_proc_exit_cb exit_cb, int *stdio_w,
+		      floe_error *err);
+/** On failure the process is killed and reaped, and p released. */
+int floe_proc_attach(struct floe_proc *p, pid_t pid, floe_error *err);
+void floe_proc_abandon(struct floe_proc *p);
+
+/** Append a line of floed's own to the replica's log (where it came from). */
+void floe_proc_log_note(struct floe_proc *p, const char *line);
 
 /** Send sig to the engine (floe-init forwards it; SIGKILL kills the whole namespace).
  *  Returns 0 or -errno (-ESRCH once exited). */

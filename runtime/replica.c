@@ -46,6 +46,7 @@ struct probe {
 };
 
 static void replica_schedule_probe(struct replica *r);
+static void replica_probe(struct replica *r);
 static void replica_stop(struct replica *r);
 static void on_probe_closed(uv_handle_t *h);
 
@@ -76,6 +77,13 @@ static void on_proc_closed(struct floe_proc *p)
 {
 	struct replica *r = p->data;
 	r->proc_closed = true;
+	if (r->cg) {
+		int rc = floe_cgroup_destroy(r->cg);
+		if (rc < 0)
+			log_warn("%s: remove the cgroup of %s: %s", r->ep->cfg->name, r->id,
+				 strerror(-rc));
+		r->cg = NULL;
+	}
 	replica_free_if_unused(r);
 }
 
@@ -91,7 +99,7 @@ static void probe_abandon(struct replica *r)
 	}
 }
 
-static void on_proc_exit(struct floe_proc *p, int status)
+void floe__replica_on_exit(struct floe_proc *p, int status)
 {
 	struct replica *r = p->data;
 	struct endpoint *ep = r->ep;
@@ -113,9 +121,17 @@ static void on_proc_exit(struct floe_proc *p, int status)
 		log_error("%s: replica %s died (%s); log: %s", ep->cfg->name, r->id, how,
 			  p->log_path);
 		failed = true;
+	} else if (was == REPLICA_WARM) {
+		log_warn("%s: warm-pool replica %s exited (%s); log: %s", ep->cfg->name, r->id, how,
+			 p->log_path);
 	} else {
 		log_info("%s: replica %s stopped (%s)", ep->cfg->name, r->id, how);
 	}
+	/* A restored replica that dies before it is ready is the snapshot's
+	 * fault, not the engine's: the replacement starts fresh at once. */
+	if (was == REPLICA_STARTING && r->kind == COLD_RESTORE)
+		failed = false;
+	floe__snap_on_exit(r, was);
 	probe_abandon(r);
 	uv_timer_stop(&r->timer);
 	floe__replica_close_idle(r);
@@ -128,9 +144,8 @@ static void on_proc_exit(struct floe_proc *p, int status)
 	replica_free_if_unused(r);
 }
 
-struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
+static struct replica *replica_alloc(struct endpoint *ep)
 {
-	struct floe_activator *a = ep->act;
 	const struct floe_endpoint_config *cfg = ep->cfg;
 	struct replica *r = xcalloc(1, sizeof(*r));
 	r->ep = ep;
@@ -144,15 +159,44 @@ struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
 	r->kind = COLD_FRESH;
 	floe_list_init(&r->idle);
 	r->proc.data = r;
+	r->proc.pidfd = -1;
+	r->spawned_ns = floe_now_ns();
+	return r;
+}
 
-	char *log_dir = xasprintf("%s/logs/%s", a->data_dir, cfg->name);
-	char *log_path = xasprintf("%s/%s.log", log_dir, r->id);
+/* Listed in its endpoint, with its timer: from here on it is freed through
+ * the normal path (state DEAD, handles closed, no references). */
+static void replica_list(struct replica *r, enum replica_state st)
+{
+	uv_timer_init(r->ep->act->loop, &r->timer);
+	r->timer.data = r;
+	floe_list_push(&r->ep->replicas, &r->link);
+	floe__endpoint_set_state(r->ep, r, st);
+}
+
+static char *replica_log_path(struct replica *r, floe_error *err)
+{
+	struct floe_activator *a = r->ep->act;
+	char *log_dir = xasprintf("%s/logs/%s", a->data_dir, r->ep->cfg->name);
 	int rc = floe_mkdir_p(log_dir, 0750);
 	if (rc < 0) {
 		floe_error_set(err, rc, "cannot create log directory %s: %s", log_dir,
 			       strerror(-rc));
-		goto fail;
+		free(log_dir);
+		return NULL;
 	}
+	char *log_path = xasprintf("%s/%s.log", log_dir, r->id);
+	free(log_dir);
+	return log_path;
+}
+
+static int replica_spawn(struct replica *r, floe_error *err)
+{
+	struct floe_activator *a = r->ep->act;
+	const struct floe_endpoint_config *cfg = r->ep->cfg;
+	char *log_path = replica_log_path(r, err);
+	if (!log_path)
+		return err->code;
 	struct floe_proc_spec spec = {
 		.argv = cfg->argv,
 		.env = cfg->env,
@@ -161,29 +205,114 @@ struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
 		.log_path = log_path,
 		.log_max_bytes = a->log_max_bytes,
 	};
-	r->spawned_ns = floe_now_ns();
-	rc = floe_proc_spawn(a->loop, &r->proc, &spec, on_proc_exit, err);
-	if (rc < 0) {
-		floe_error_wrap(err, "start of replica %s failed", r->id);
-		goto fail;
-	}
+	int rc = floe_proc_spawn(a->loop, &r->proc, &spec, floe__replica_on_exit, err);
+	free(log_path);
 	r->proc.data = r;
-	uv_timer_init(a->loop, &r->timer);
-	r->timer.data = r;
-	floe_list_push(&ep->replicas, &r->link);
-	floe__endpoint_set_state(ep, r, REPLICA_STARTING);
+	if (rc < 0)
+		return floe_error_wrap(err, "start of replica %s failed", r->id);
 	log_info("%s: starting replica %s (pid %d): %s", cfg->name, r->id, (int)r->proc.pid,
 		 cfg->argv[0]);
-	free(log_dir);
-	free(log_path);
+	return 0;
+}
+
+struct replica *floe__replica_start(struct endpoint *ep, floe_error *err)
+{
+	struct replica *r = floe__snap_take_warm(ep);
+	if (r)
+		return r;
+	r = replica_alloc(ep);
+	if (floe__snap_restorable(ep)) {
+		/* Asynchronous: floe__replica_restored or _restore_failed follow. */
+		r->kind = COLD_RESTORE;
+		r->restoring = true;
+		replica_list(r, REPLICA_STARTING);
+		floe__snap_restore(r);
+		return r;
+	}
+	if (replica_spawn(r, err) < 0) {
+		free(r->health_route);
+		free(r);
+		return NULL;
+	}
+	replica_list(r, REPLICA_STARTING);
 	replica_schedule_probe(r);
 	return r;
-fail:
-	free(log_dir);
-	free(log_path);
-	free(r->health_route);
-	free(r);
-	return NULL;
+}
+
+/* A replica that never got a process (its restore failed and so did the
+ * fresh start after it): gone, as a failed start. */
+static void replica_gone_unstarted(struct replica *r)
+{
+	struct endpoint *ep = r->ep;
+	floe__endpoint_set_state(ep, r, REPLICA_DEAD);
+	r->proc_closed = true;
+	r->pending_closes++;
+	uv_close((uv_handle_t *)&r->timer, on_replica_handle_closed);
+	floe__endpoint_on_replica_gone(ep, r, true, 255 << 8);
+	replica_free_if_unused(r);
+}
+
+void floe__replica_restored(struct replica *r, pid_t pid, const char *note)
+{
+	floe_error err;
+	floe_error_clear(&err);
+	r->restoring = false;
+	if (floe_proc_attach(&r->proc, pid, &err) < 0) {
+		log_error("%s: replica %s: %s", r->ep->cfg->name, r->id, err.msg);
+		replica_gone_unstarted(r);
+		return;
+	}
+	r->attached_ms = floe_now_ms();
+	floe_proc_log_note(&r->proc, note);
+	if (r->state == REPLICA_STOPPING || r->ep->act->shutting_down || r->ep->removed) {
+		/* Stopped while it was being restored (a pool replica is frozen:
+		 * it would not act on the signal). */
+		if (r->cg)
+			floe_cgroup_thaw(r->cg, 1000, NULL);
+		floe_proc_signal(&r->proc, SIGKILL);
+		return;
+	}
+	if (r->pool)
+		return; /* frozen in the pool until a cold request thaws it */
+	log_info("%s: replica %s restored (pid %d)", r->ep->cfg->name, r->id, (int)pid);
+	replica_probe(r);
+}
+
+void floe__replica_restore_failed(struct replica *r)
+{
+	floe_error err;
+	floe_error_clear(&err);
+	r->restoring = false;
+	if (r->pool || r->state != REPLICA_STARTING || r->ep->act->shutting_down ||
+	    r->ep->removed) {
+		replica_gone_unstarted(r);
+		return;
+	}
+	/* The requests waiting for it are still held: start the engine fresh
+	 * in the same replica. Its cold start then reports both. */
+	r->kind = COLD_FRESH;
+	if (replica_spawn(r, &err) < 0) {
+		log_error("%s: %s", r->ep->cfg->name, err.msg);
+		replica_gone_unstarted(r);
+		return;
+	}
+	replica_schedule_probe(r);
+}
+
+/* Listed as WARM from the start, so the scaler never counts it as starting:
+ * a pool replica serves no request until a cold start thaws it. */
+struct replica *floe__replica_new_pooled(struct endpoint *ep)
+{
+	struct replica *r = replica_alloc(ep);
+	r->kind = COLD_WARM_POOL;
+	r->restoring = true;
+	replica_list(r, REPLICA_WARM);
+	return r;
+}
+
+void floe__replica_probe_now(struct replica *r)
+{
+	replica_probe(r);
 }
 
 /* --- readiness ------------------------------------------------------------ */
@@ -366,17 +495,30 @@ static void replica_stop(struct replica *r)
 {
 	if (r->state == REPLICA_STOPPING || r->state == REPLICA_DEAD)
 		return;
+	bool was_warm = r->state == REPLICA_WARM;
 	probe_abandon(r);
 	floe__endpoint_set_state(r->ep, r, REPLICA_STOPPING);
 	floe__replica_close_idle(r);
 	uv_timer_stop(&r->timer);
+	if (r->restoring)
+		return; /* killed as soon as the restore hands it over */
+	if (was_warm) {
+		/* Frozen tasks act on no signal, not even SIGKILL, until thawed;
+		 * an idle pool replica has nothing to finish. */
+		floe_error err;
+		floe_error_clear(&err);
+		if (r->cg && floe_cgroup_thaw(r->cg, 1000, &err) < 0)
+			log_warn("%s: %s", r->ep->cfg->name, err.msg);
+		floe_proc_signal(&r->proc, SIGKILL);
+		return;
+	}
 	if (floe_proc_signal(&r->proc, SIGTERM) == 0)
 		uv_timer_start(&r->timer, on_stop_grace, r->stop_grace_ms, 0);
 }
 
 void floe__replica_drain(struct replica *r)
 {
-	if (r->state == REPLICA_STARTING) {
+	if (r->state == REPLICA_STARTING || r->state == REPLICA_WARM) {
 		replica_stop(r); /* nothing in flight on a replica that never served */
 		return;
 	}
@@ -393,5 +535,9 @@ void floe__replica_kill(struct replica *r)
 {
 	if (r->state == REPLICA_DEAD)
 		return;
+	if (r->state == REPLICA_WARM || r->restoring) {
+		replica_stop(r);
+		return;
+	}
 	floe_proc_signal(&r->proc, SIGKILL);
 }

@@ -13,12 +13,15 @@
 
 #include "activator.h"
 #include "buf.h"
+#include "cgroup.h"
 #include "config.h"
+#include "criu.h"
 #include "http.h"
 #include "list.h"
 #include "metrics.h"
 #include "proc.h"
 #include "server.h"
+#include "store.h"
 
 enum replica_state {
 	REPLICA_STARTING,
@@ -26,6 +29,7 @@ enum replica_state {
 	REPLICA_DRAINING, /* no new requests; stops when its in-flight ones finish */
 	REPLICA_STOPPING, /* signalled; waiting for the process to exit */
 	REPLICA_DEAD,     /* exited; freed once nothing refers to it */
+	REPLICA_WARM,     /* in the warm pool: restored (or restoring) and frozen, not routable */
 };
 
 enum cold_kind {
@@ -47,6 +51,11 @@ struct floe_activator {
 	uv_timer_t shutdown_timer;
 	uv_idle_t shutdown_check;
 	int pending_closes;
+	/* snapshots (snapshot.c) */
+	struct floe_criu_caps criu;
+	bool freezer;              /* cgroup freezer usable: warm pools possible */
+	uint64_t warm_pool_memory; /* budget for all pools, bytes (0: none) */
+	uint64_t warm_bytes;       /* held or reserved by pool replicas */
 	struct {
 		struct floe_metric_family *requests;
 		struct floe_metric_family *request_duration;
@@ -54,6 +63,9 @@ struct floe_activator {
 		struct floe_metric_family *cold_start_duration;
 		struct floe_metric_family *replicas;
 		struct floe_metric_family *queue_depth;
+		struct floe_metric_family *snapshot_bytes;
+		struct floe_metric_family *snapshot_ops;
+		struct floe_metric_family *restore_duration;
 	} m;
 };
 
@@ -62,7 +74,7 @@ struct endpoint {
 	struct floe_activator *act;
 	struct floe_endpoint_config *cfg; /* own copy */
 	struct floe_list replicas;
-	uint32_t n_starting, n_ready, n_draining;
+	uint32_t n_starting, n_ready, n_draining, n_warm;
 	struct floe_list held; /* struct floe_req, FIFO */
 	uint32_t n_held;
 	uint32_t in_flight;
@@ -77,7 +89,14 @@ struct endpoint {
 	bool removed; /* gone from the config: freed once empty */
 	int pending_closes;
 	struct floe_metric *m_queue_depth;
-	struct floe_metric *m_replicas[3]; /* starting, ready, draining */
+	struct floe_metric *m_replicas[4]; /* starting, ready, draining, warm_pool */
+	/* snapshot (snapshot.c) */
+	char snap_key[FLOE_SNAPSHOT_KEY_LEN + 1];
+	struct floe_snapshot_meta *snap; /* the usable snapshot, or NULL */
+	bool snap_busy;                  /* a warm-up or dump is under way */
+	uint64_t snap_retry_ms;          /* no new dump attempt before */
+	uint32_t snap_jobs;              /* thread-pool jobs referring to this endpoint */
+	uint32_t pool_failures;          /* pool replicas lost in a row */
 };
 
 struct upstream;
@@ -107,6 +126,16 @@ struct replica {
 	int pending_closes;
 	bool proc_closed;
 	bool counted; /* included in endpoint state counters */
+	/* snapshot.c */
+	bool restoring;      /* CRIU restore under way: no process attached yet */
+	bool pool;           /* restored for the warm pool */
+	bool pool_ready;     /* ... and frozen: can be thawed */
+	bool snap_wait;      /* to be dumped once idle: not routable */
+	bool dumping;        /* CRIU dump under way */
+	uint64_t pool_bytes; /* what it counts against warm_pool_memory */
+	uint64_t attached_ms;
+	struct floe_cgroup *cg;
+	char snap_key[FLOE_SNAPSHOT_KEY_LEN + 1]; /* restored from */
 };
 
 enum req_state {
@@ -159,8 +188,16 @@ void floe__req_complete(struct floe_req *req, int status);
 void floe__activator_check_shutdown(struct floe_activator *a);
 const char *floe__cold_kind_name(enum cold_kind k);
 
+void floe__endpoint_dispatch(struct endpoint *ep);
+
 /* replica.c */
 struct replica *floe__replica_start(struct endpoint *ep, floe_error *err);
+/* snapshot.c's restores hand their replica back here */
+void floe__replica_restored(struct replica *r, pid_t pid, const char *note);
+void floe__replica_restore_failed(struct replica *r);
+void floe__replica_probe_now(struct replica *r);
+void floe__replica_on_exit(struct floe_proc *p, int status);
+struct replica *floe__replica_new_pooled(struct endpoint *ep);
 void floe__replica_drain(struct replica *r);
 void floe__replica_kill(struct replica *r);
 void floe__replica_unref(struct replica *r);
@@ -171,5 +208,18 @@ void floe__proxy_on_body(struct floe_req *req);
 void floe__proxy_on_client_writable(struct floe_req *req);
 void floe__proxy_abort(struct floe_req *req);
 void floe__replica_close_idle(struct replica *r);
+
+/* snapshot.c */
+void floe__snap_init(struct floe_activator *a, bool enabled);
+void floe__snap_endpoint_load(struct endpoint *ep);
+void floe__snap_endpoint_free(struct endpoint *ep);
+bool floe__snap_restorable(struct endpoint *ep);
+void floe__snap_restore(struct replica *r);
+struct replica *floe__snap_take_warm(struct endpoint *ep);
+void floe__snap_refill(struct endpoint *ep);
+void floe__snap_on_ready(struct replica *r);
+void floe__snap_on_idle(struct replica *r);
+void floe__snap_on_exit(struct replica *r, enum replica_state was);
+void floe__snap_register_metrics(struct floe_activator *a);
 
 #endif

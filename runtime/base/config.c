@@ -369,12 +369,14 @@ enum ftype {
 	T_STRMAP,   /* struct floe_kv * at off, size_t count at off2 */
 	T_SECTION,  /* a nested mapping: sub's fields at base + off */
 	T_CUSTOM,   /* parse(L, node, base, path) */
+	T_BOOL,     /* bool at off: true or false */
 };
 
 struct field {
 	const char *key;
 	enum ftype type;
 	bool required;
+	bool optional;   /* T_SECTION: when absent, left zeroed (no defaults, no required keys) */
 	const char *def; /* default, as it would be written in YAML; NULL: none */
 	uint64_t min, max;
 	unsigned width;
@@ -446,6 +448,47 @@ static const struct section scaling_section = { scaling_fields,
 						sizeof(scaling_fields) / sizeof(scaling_fields[0]),
 						scaling_validate };
 
+#define FLD_BOOL(k, T, m, d)                                              \
+	{                                                                 \
+		.key = k, .type = T_BOOL, .def = d, .off = offsetof(T, m) \
+	}
+
+static const char *const http_methods[] = { "GET", "POST", "PUT", NULL };
+
+static const struct field warmup_fields[] = {
+	{ .key = "method",
+	  .type = T_CHOICE,
+	  .def = "POST",
+	  .choices = http_methods,
+	  .off = offsetof(struct floe_snapshot_config, warmup_method) },
+	{ .key = "path",
+	  .type = T_STRING,
+	  .required = true,
+	  .check = check_route,
+	  .off = offsetof(struct floe_snapshot_config, warmup_path) },
+	FLD_STR("body", struct floe_snapshot_config, warmup_body, NULL, NULL),
+	FLD_DUR("timeout", struct floe_snapshot_config, warmup_timeout_ms, "60s", 100),
+};
+static const struct section warmup_section = { warmup_fields,
+					       sizeof(warmup_fields) / sizeof(warmup_fields[0]),
+					       NULL };
+
+static const struct field snapshot_fields[] = {
+	FLD_BOOL("enabled", struct floe_snapshot_config, enabled, "true"),
+	FLD_BOOL("lazy_pages", struct floe_snapshot_config, lazy_pages, "false"),
+	{ .key = "warmup", .type = T_SECTION, .optional = true, .sub = &warmup_section, .off = 0 },
+};
+static const struct section snapshot_section = {
+	snapshot_fields, sizeof(snapshot_fields) / sizeof(snapshot_fields[0]), NULL
+};
+
+static const struct field warm_pool_fields[] = {
+	FLD_UINT("size", struct floe_endpoint_config, warm_pool_size, "0", 0, 64),
+};
+static const struct section warm_pool_section = {
+	warm_pool_fields, sizeof(warm_pool_fields) / sizeof(warm_pool_fields[0]), NULL
+};
+
 /* An endpoint is parsed into a stage; resolution against its preset then
  * builds the final struct floe_endpoint_config. */
 struct ep_stage {
@@ -499,6 +542,14 @@ static const struct field endpoint_fields[] = {
 	  .type = T_SECTION,
 	  .sub = &scaling_section,
 	  .off = offsetof(struct ep_stage, ep.scaling) },
+	{ .key = "snapshot",
+	  .type = T_SECTION,
+	  .sub = &snapshot_section,
+	  .off = offsetof(struct ep_stage, ep.snapshot) },
+	{ .key = "warm_pool",
+	  .type = T_SECTION,
+	  .sub = &warm_pool_section,
+	  .off = offsetof(struct ep_stage, ep) },
 };
 static const struct section endpoint_section = {
 	endpoint_fields, sizeof(endpoint_fields) / sizeof(endpoint_fields[0]), NULL
@@ -531,6 +582,7 @@ static const struct field top_fields[] = {
 	FLD_DUR("shutdown_grace", struct floe_config, shutdown_grace_ms, "30s", 0),
 	FLD_UINT("replica_log_max_bytes", struct floe_config, replica_log_max_bytes, "10485760",
 		 4096, UINT64_MAX),
+	FLD_UINT("warm_pool_memory", struct floe_config, warm_pool_memory, "0", 0, UINT64_MAX),
 	{ .key = "limits", .type = T_SECTION, .sub = &limits_section, .off = 0 },
 	{ .key = "endpoints", .type = T_CUSTOM, .parse = parse_endpoints },
 };
@@ -622,6 +674,7 @@ static const char *type_desc(const struct field *f, char *buf, size_t size)
 	case T_STRMAP: return "a mapping of strings";
 	case T_SECTION: return "a mapping";
 	case T_CUSTOM: return "a list";
+	case T_BOOL: return "true or false";
 	}
 	return "a value";
 }
@@ -740,6 +793,12 @@ static int set_scalar(struct loader *L, const struct field *f, const char *v, vo
 		}
 		return lerr(L, line, "%s: expected %s, got \"%s\"", path,
 			    type_desc(f, desc, sizeof(desc)), v);
+	case T_BOOL:
+		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+			return lerr(L, line, "%s: expected %s, got \"%s\"", path,
+				    type_desc(f, desc, sizeof(desc)), v);
+		*(bool *)slot = v[0] == 't';
+		return 0;
 	default: abort(); /* not a scalar type */
 	}
 }
@@ -899,6 +958,8 @@ static int apply_defaults(struct loader *L, const struct section *sec, void *bas
 			return lerr(L, seen->map_line, "%smissing required key '%s'",
 				    path_prefix(path, pb), f->key);
 		}
+		if (f->type == T_SECTION && f->optional)
+			continue;
 		if (f->type == T_SECTION) {
 			/* an absent section still gets its defaults */
 			struct seen sub_seen = { .map_line = seen->map_line };
@@ -1402,6 +1463,9 @@ static void endpoint_destroy(struct floe_endpoint_config *ep)
 	free_strv(ep->argv);
 	free_kv(ep->env, ep->n_env);
 	free(ep->health_route);
+	free(ep->snapshot.warmup_method);
+	free(ep->snapshot.warmup_path);
+	free(ep->snapshot.warmup_body);
 	memset(ep, 0, sizeof(*ep));
 }
 
@@ -1692,7 +1756,14 @@ bool floe_endpoint_config_equal(const struct floe_endpoint_config *a,
 	       a->scaling.min_replica == b->scaling.min_replica &&
 	       a->scaling.max_replica == b->scaling.max_replica &&
 	       a->scaling.scale_to_zero_timeout_ms == b->scaling.scale_to_zero_timeout_ms &&
-	       a->scaling.target_concurrency == b->scaling.target_concurrency;
+	       a->scaling.target_concurrency == b->scaling.target_concurrency &&
+	       a->snapshot.enabled == b->snapshot.enabled &&
+	       a->snapshot.lazy_pages == b->snapshot.lazy_pages &&
+	       str_eq(a->snapshot.warmup_method, b->snapshot.warmup_method) &&
+	       str_eq(a->snapshot.warmup_path, b->snapshot.warmup_path) &&
+	       str_eq(a->snapshot.warmup_body, b->snapshot.warmup_body) &&
+	       a->snapshot.warmup_timeout_ms == b->snapshot.warmup_timeout_ms &&
+	       a->warm_pool_size == b->warm_pool_size;
 }
 
 struct floe_endpoint_config *floe_endpoint_config_dup(const struct floe_endpoint_config *src)
@@ -1705,6 +1776,9 @@ struct floe_endpoint_config *floe_endpoint_config_dup(const struct floe_endpoint
 	ep->engine = xstrdup(src->engine);
 	ep->model = xstrdup(src->model);
 	ep->health_route = xstrdup(src->health_route);
+	ep->snapshot.warmup_method = xstrdup(src->snapshot.warmup_method);
+	ep->snapshot.warmup_path = xstrdup(src->snapshot.warmup_path);
+	ep->snapshot.warmup_body = xstrdup(src->snapshot.warmup_body);
 	ep->argv = xcalloc(src->argc + 1, sizeof(char *));
 	for (size_t i = 0; i < src->argc; i++)
 		ep->argv[i] = xstrdup(src->argv[i]);

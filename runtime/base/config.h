@@ -48,6 +48,18 @@ struct floe_scaling {
 	uint32_t target_concurrency;       /* default 4, >= 1 */
 };
 
+/** CRIU snapshots of an endpoint's engine (issue 3). */
+struct floe_snapshot_config {
+	bool enabled; /* default true: restore cold starts from a snapshot when CRIU works here */
+	bool lazy_pages; /* default false: restore pages on first touch (userfaultfd) */
+	/* Warm-up request sent to a fresh replica before it is dumped, so that
+	 * lazy initialisation is in the snapshot. method NULL: none. */
+	char *warmup_method;
+	char *warmup_path;          /* starts with '/' */
+	char *warmup_body;          /* may be NULL */
+	uint64_t warmup_timeout_ms; /* default 60 s */
+};
+
 struct floe_endpoint_config {
 	char *name;   /* [a-z0-9][a-z0-9-]{0,62}, unique */
 	char *engine; /* preset name, or "custom" */
@@ -64,7 +76,9 @@ struct floe_endpoint_config {
 	uint32_t queue_size;    /* held requests per endpoint, default 1024 */
 	uint64_t max_hold_ms;   /* longest a request is held, default 300 s */
 	struct floe_scaling scaling;
-	int line; /* line of this endpoint in its file, for messages */
+	struct floe_snapshot_config snapshot;
+	uint32_t warm_pool_size; /* frozen pre-restored replicas kept ready (default 0) */
+	int line;                /* line of this endpoint in its file, for messages */
 };
 
 struct floe_config {
@@ -81,6 +95,7 @@ struct floe_config {
 	uint64_t header_timeout_ms; /* default 10 s -> 408 */
 	uint64_t shutdown_grace_ms; /* default 30 s: SIGTERM waits this long for in-flight requests */
 	uint64_t replica_log_max_bytes; /* default 10 MiB per replica log file */
+	uint64_t warm_pool_memory; /* bytes all warm pools may hold together; 0: no cap (default) */
 	struct floe_endpoint_config *endpoints;
 	size_t n_endpoints;
 };

@@ -2,9 +2,29 @@
 #ifndef FLOE_FSUTIL_H
 #define FLOE_FSUTIL_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /** mkdir -p: create path and its missing parents with mode. Returns 0 or -errno. */
 int floe_mkdir_p(const char *path, mode_t mode);
+
+/** rm -rf: remove path and everything under it (no symlink is followed).
+ *  A missing path is not an error. Returns 0 or the first -errno. */
+int floe_rm_rf(const char *path);
+
+/**
+ * Replace path with data, atomically and durably: write PATH.tmp, fsync it,
+ * rename over path, fsync the directory. A crash leaves either the old or
+ * the new content, never a mix. Returns 0 or -errno.
+ */
+int floe_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/** Read a whole (small) file into a malloc'd buffer. Returns 0 or -errno
+ *  (-EFBIG past max bytes). */
+int floe_read_file(const char *path, size_t max, char **data, size_t *len);
+
+/** Sum of the sizes of the regular files in dir (not recursive). */
+int floe_dir_bytes(const char *dir, uint64_t *bytes);
 
 #endif

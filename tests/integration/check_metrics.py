@@ -49,7 +49,7 @@ REQUIRED = {
 LABEL_VALUES = {
     ("floe_cold_starts_total", "kind"): {"fresh", "restore", "warm_pool"},
     ("floe_cold_start_duration_seconds", "kind"): {"fresh", "restore", "warm_pool"},
-    ("floe_replicas", "state"): {"starting", "ready", "draining"},
+    ("floe_replicas", "state"): {"starting", "ready", "draining", "warm_pool"},
 }
 SERIES_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$')
 LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -258,8 +258,9 @@ def main(argv):
             d = dict(labels)
             states.setdefault(d["endpoint"], []).append(d["state"])
         for ep, st in sorted(states.items()):
-            if sorted(st) != ["draining", "ready", "starting"]:
-                problem("floe_replicas{endpoint=%r}: states %s, want starting, ready, draining"
+            if sorted(st) != ["draining", "ready", "starting", "warm_pool"]:
+                problem("floe_replicas{endpoint=%r}: states %s, want starting, ready, draining, "
+                        "warm_pool"
                         % (ep, sorted(st)))
         if "floe_queue_depth" in found:
             queued = {dict(k)["endpoint"] for k in found["floe_queue_depth"]}

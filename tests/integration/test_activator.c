@@ -336,12 +336,14 @@ Test(activator, held_request_survives_a_replica_dying_while_it_starts)
 	FLOED_STOP_OK(f);
 }
 
+/* Both starts fresh: restores from a snapshot are test_snapshot.c's. */
 Test(activator, idle_endpoint_scales_to_zero_and_wakes_again)
 {
 	struct floed *f = floed_start("endpoints:\n"
 				      "  - name: demo\n"
 				      "    engine: sim\n"
 				      "    args: [\"--model\", \"demo\", \"--init-ms\", \"300\"]\n"
+				      "    snapshot: {enabled: false}\n"
 				      "    scaling:\n"
 				      "      scale_to_zero_timeout: 1s\n");
 	struct http_resp r;
