@@ -1,7 +1,9 @@
 /*
  * The on-disk snapshot store. Metadata is a msgpack map with string keys,
- * so fields can be added without breaking older files; unknown keys are
- * skipped, missing ones stay zero. A file that does not parse, or images
+ * so fields can be added without breaking older files (unknown keys are
+ * skipped, missing ones stay zero), followed by the SHA-256 of the map: a
+ * flipped bit anywhere (the pipe inode CRIU matches the engine's log by,
+ * a file size) must not pass for good metadata. A file that does not parse, or images
  * that do not match it, make the snapshot "damaged": the caller quarantines
  * it and starts fresh.
  */
@@ -260,6 +262,12 @@ static int meta_write(const char *dir, const struct floe_snapshot_meta *m, floe_
 		pack_str(&pk, m->files[i].name);
 		msgpack_pack_uint64(&pk, m->files[i].size);
 	}
+	struct floe_sha256 h;
+	uint8_t digest[FLOE_SHA256_LEN];
+	floe_sha256_init(&h);
+	floe_sha256_update(&h, sb.data, sb.size);
+	floe_sha256_final(&h, digest);
+	msgpack_sbuffer_write(&sb, (const char *)digest, sizeof(digest));
 	char *path = xasprintf("%s/" META_NAME, dir);
 	int rc = floe_write_atomic(path, sb.data, sb.size, 0600);
 	if (rc < 0)
@@ -288,6 +296,16 @@ static bool key_is(const msgpack_object *k, const char *name)
 static int meta_parse(const char *data, size_t len, struct floe_snapshot_meta *m)
 {
 	memset(m, 0, sizeof(*m));
+	if (len < FLOE_SHA256_LEN)
+		return -EINVAL;
+	len -= FLOE_SHA256_LEN;
+	struct floe_sha256 h;
+	uint8_t digest[FLOE_SHA256_LEN];
+	floe_sha256_init(&h);
+	floe_sha256_update(&h, data, len);
+	floe_sha256_final(&h, digest);
+	if (memcmp(digest, data + len, FLOE_SHA256_LEN) != 0)
+		return -EINVAL;
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	size_t off = 0;
@@ -453,14 +471,16 @@ int floe_snapstore_verify(const char *data_dir, const struct floe_snapshot_meta 
 	int dfd = open(images, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
 	if (dfd < 0) {
-		rc = floe_error_set(err, -errno, "open %s: %s", images, strerror(errno));
+		rc = floe_error_set(err, errno == ENOENT ? -EIO : -errno, "open %s: %s", images,
+				    strerror(errno));
 		goto out;
 	}
 	for (size_t i = 0; i < meta->n_files; i++) {
 		struct stat st;
 		if (fstatat(dfd, meta->files[i].name, &st, 0) < 0) {
-			rc = floe_error_set(err, -errno, "%s/%s: %s", images, meta->files[i].name,
-					    strerror(errno));
+			/* -EIO, not -ENOENT: a file of it missing is damage, not "none" */
+			rc = floe_error_set(err, errno == ENOENT ? -EIO : -errno, "%s/%s: %s",
+					    images, meta->files[i].name, strerror(errno));
 			break;
 		}
 		if ((uint64_t)st.st_size != meta->files[i].size) {
