@@ -17,6 +17,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,26 +30,68 @@
  * because setns() is per thread: each thread returns to where it started. */
 static _Thread_local int home_netns_fd = -1;
 
-int floe_netns_socket(int netns_fd, int domain, int type)
+static int open_home(void)
 {
-	if (netns_fd < 0)
-		return -EBADF;
 	if (home_netns_fd < 0) {
 		int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
 		home_netns_fd = fd;
 	}
+	return 0;
+}
 
-	if (setns(netns_fd, CLONE_NEWNET) < 0)
-		return -errno;
-	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int rc = fd < 0 ? -errno : fd;
+static void go_home(void)
+{
 	if (setns(home_netns_fd, CLONE_NEWNET) < 0) {
 		/* Every later socket, listener and connection of this thread
 		 * would silently live in a replica's namespace: stop here. */
 		log_perror("cannot return to floed's network namespace");
 		abort();
 	}
+}
+
+int floe_netns_new(void)
+{
+	int rc = open_home();
+	if (rc < 0)
+		return rc;
+	if (unshare(CLONE_NEWNET) < 0)
+		return -errno;
+	int ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	rc = ns < 0 ? -errno : 0;
+	if (rc == 0) {
+		int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof(ifr));
+		strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+		if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0 ||
+		    (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr) < 0))
+			rc = -errno;
+		if (s >= 0)
+			close(s);
+	}
+	go_home();
+	if (rc < 0) {
+		if (ns >= 0)
+			close(ns);
+		return rc;
+	}
+	return ns;
+}
+
+int floe_netns_socket(int netns_fd, int domain, int type)
+{
+	if (netns_fd < 0)
+		return -EBADF;
+	int orc = open_home();
+	if (orc < 0)
+		return orc;
+
+	if (setns(netns_fd, CLONE_NEWNET) < 0)
+		return -errno;
+	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc = fd < 0 ? -errno : fd;
+	go_home();
 	return rc;
 }

@@ -97,6 +97,13 @@ int floe_proc_signal(struct floe_proc *p, int sig);
 void floe_proc_close(struct floe_proc *p, floe_proc_close_cb close_cb);
 
 /**
+ * A new network namespace with loopback up, made on the calling thread
+ * (which returns to its own namespace). Returns an O_RDONLY fd of it or
+ * -errno. Any thread may call it: setns is per thread.
+ */
+int floe_netns_new(void);
+
+/**
  * Create a socket inside the network namespace netns_fd (setns on this thread
  * and back). Returns the fd (non-blocking, close-on-exec) or -errno.
  */

@@ -328,6 +328,17 @@ static void restore_work(uv_work_t *w)
 		if (j->rc < 0)
 			goto out;
 	}
+	/* A snapshot without its network namespace restores into a new one
+	 * made here: loopback only, like every replica's. */
+	int netns = -1;
+	if (j->meta.external_netns) {
+		netns = floe_netns_new();
+		if (netns < 0) {
+			j->rc = floe_error_set(&j->err, netns, "new network namespace: %s",
+					       strerror(-netns));
+			goto out;
+		}
+	}
 	char *images = floe_snapstore_images(j->data_dir, j->meta.key);
 	char key[64];
 	snprintf(key, sizeof(key), "pipe:[%" PRIu64 "]", j->meta.stdio_ino);
@@ -338,12 +349,15 @@ static void restore_work(uv_work_t *w)
 		.log_file = "restore.log",
 		.stdio_fd = j->stdio_w,
 		.stdio_key = key,
+		.netns_fd = netns,
 		.lazy_pages = j->lazy,
 		.post_restore = j->pool ? restore_post : NULL,
 		.arg = j,
 	};
 	j->rc = floe_criu_restore(&req, &j->pid, &j->lazy_pid, &j->err);
 	free(images);
+	if (netns >= 0)
+		close(netns); /* the restored tree holds it now */
 	if (j->rc < 0) {
 		j->damaged = true;
 		goto out;
@@ -586,6 +600,7 @@ struct dump_job {
 	char *criu_path;
 	char *log_dir; /* a failed dump's CRIU log is kept here */
 	pid_t pid;
+	uint64_t netns_ino;
 	floe_error err;
 	int rc;
 };
@@ -607,6 +622,7 @@ static void dump_work(uv_work_t *w)
 		.criu_path = j->criu_path,
 		.pid = j->pid,
 		.images_dir_fd = fd,
+		.netns_ino = j->netns_ino,
 		.log_file = "dump.log",
 	};
 	uint64_t t0 = floe_now_ns();
@@ -713,6 +729,11 @@ void floe__snap_on_idle(struct replica *r)
 	snprintf(j->meta.criu_version, sizeof(j->meta.criu_version), "%s", a->criu.version);
 	snprintf(j->meta.kernel, sizeof(j->meta.kernel), "%s", floe_kernel_release());
 	j->meta.stdio_ino = r->proc.stdio_ino;
+	struct stat ns;
+	if (fstat(r->proc.netns_fd, &ns) == 0) {
+		j->netns_ino = (uint64_t)ns.st_ino;
+		j->meta.external_netns = true;
+	}
 	r->refs++;
 	ep->snap_jobs++;
 	log_info("%s: taking a snapshot of %s", ep->cfg->name, r->id);

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <spawn.h>
@@ -162,6 +163,11 @@ int floe_criu_dump(const struct floe_criu_dump_req *req, floe_error *err)
 	criu_local_set_images_dir_fd(o, req->images_dir_fd);
 	criu_local_set_log_file(o, req->log_file);
 	criu_local_set_leave_running(o, true);
+	if (req->netns_ino) {
+		char ext[64];
+		snprintf(ext, sizeof(ext), "net[%" PRIu64 "]:" FLOE_CRIU_NETNS_KEY, req->netns_ino);
+		criu_local_add_external(o, ext);
+	}
 	int rc = criu_local_dump(o);
 	criu_local_free_opts(o);
 	if (rc < 0)
@@ -239,7 +245,7 @@ int floe_criu_restore(const struct floe_criu_restore_req *req, pid_t *pid, pid_t
 {
 	*pid = -1;
 	*lazy_pid = -1;
-	int images_fd = -1, work_fd = -1, stdio_fd = -1, rc;
+	int images_fd = -1, work_fd = -1, stdio_fd = -1, netns_fd = -1, rc;
 	criu_opts *o = opts_new(req->criu_path, err);
 	if (!o)
 		return err->code;
@@ -267,6 +273,14 @@ int floe_criu_restore(const struct floe_criu_restore_req *req, pid_t *pid, pid_t
 			goto out;
 		}
 		criu_local_add_inherit_fd(o, stdio_fd, req->stdio_key);
+	}
+	if (req->netns_fd >= 0) {
+		netns_fd = fcntl(req->netns_fd, F_DUPFD, 3); /* inherited, as above */
+		if (netns_fd < 0) {
+			rc = floe_error_set(err, -errno, "dup: %s", strerror(errno));
+			goto out;
+		}
+		criu_local_add_inherit_fd(o, netns_fd, FLOE_CRIU_NETNS_KEY);
 	}
 	if (req->lazy_pages) {
 		char conf[PATH_MAX];
@@ -306,6 +320,8 @@ int floe_criu_restore(const struct floe_criu_restore_req *req, pid_t *pid, pid_t
 out:
 	if (stdio_fd >= 0)
 		close(stdio_fd);
+	if (netns_fd >= 0)
+		close(netns_fd);
 	if (images_fd >= 0)
 		close(images_fd);
 	if (work_fd >= 0)

@@ -40,11 +40,18 @@ struct floe_criu_dump_req {
 	const char *criu_path;
 	pid_t pid;            /* root of the tree (a replica's floe-init), as floed sees it */
 	int images_dir_fd;    /* empty directory for the images; CRIU's log goes here too */
+	uint64_t netns_ino;   /* the tree's network namespace, left out of the images (0: dumped) */
 	const char *log_file; /* name inside images_dir */
 };
 
+/** The key external network namespaces are dumped and restored under. */
+#define FLOE_CRIU_NETNS_KEY "floe-netns"
+
 /**
- * Dump the process tree rooted at req->pid and leave it running. The tree is
+ * Dump the process tree rooted at req->pid and leave it running. With
+ * netns_ino, the network namespace is external: not dumped, and restored
+ * into one the caller makes (a replica's netns holds only loopback, which
+ * is quicker to create than to have CRIU replay with ip(8)). The tree is
  * frozen for the duration. Established TCP connections are not dumped (a
  * restored engine sees them closed). Returns 0 or a negative errno with err
  * set (the message points at CRIU's log).
@@ -58,6 +65,7 @@ struct floe_criu_restore_req {
 	const char *log_file;   /* name inside work_dir */
 	int stdio_fd;           /* becomes the restored engine's stdout/stderr pipe */
 	const char *stdio_key;  /* "pipe:[INODE]" of that pipe at dump time */
+	int netns_fd;           /* the network namespace to restore into (when dumped without) */
 	bool lazy_pages;        /* serve memory on first touch from a lazy-pages daemon */
 	/* Called while the restored tasks exist but have not run yet (root pid as
 	 * floed sees it); a negative return aborts the restore. May be NULL. */

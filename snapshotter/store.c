@@ -240,7 +240,7 @@ static int meta_write(const char *dir, const struct floe_snapshot_meta *m, floe_
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 15);
+	msgpack_pack_map(&pk, 16);
 	pack_kv_u64(&pk, "version", META_VERSION);
 	pack_kv_str(&pk, "key", m->key);
 	pack_kv_str(&pk, "endpoint", m->endpoint);
@@ -252,6 +252,7 @@ static int meta_write(const char *dir, const struct floe_snapshot_meta *m, floe_
 	pack_kv_u64(&pk, "pages_bytes", m->pages_bytes);
 	pack_kv_u64(&pk, "dump_ms", m->dump_ms);
 	pack_kv_u64(&pk, "stdio_ino", m->stdio_ino);
+	pack_kv_u64(&pk, "external_netns", m->external_netns);
 	pack_kv_u64(&pk, "restores", m->restores);
 	pack_kv_u64(&pk, "restore_failures", m->restore_failures);
 	pack_kv_u64(&pk, "last_restore_ms", m->last_restore_ms);
@@ -345,6 +346,7 @@ static int meta_parse(const char *data, size_t len, struct floe_snapshot_meta *m
 		U64(restores)
 		U64(restore_failures)
 		U64(last_restore_ms)
+		U64(external_netns)
 #undef U64
 		else if (key_is(k, "files"))
 		{

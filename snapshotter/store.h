@@ -41,6 +41,7 @@ struct floe_snapshot_meta {
 	uint64_t pages_bytes; /* memory pages among them: what a restored replica holds */
 	uint64_t dump_ms;     /* how long the engine was frozen */
 	uint64_t stdio_ino;   /* inode of the engine's stdout pipe at dump (CRIU inherit-fd key) */
+	bool external_netns;  /* the network namespace is not in the images: restore into a new one */
 	uint32_t restores;
 	uint32_t restore_failures;
 	uint64_t last_restore_ms; /* duration of the latest restore */
