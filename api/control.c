@@ -1,10 +1,34 @@
 #define LOG_TAG "control"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <jansson.h>
+
+#include "activator.h"
 #include "control.h"
 #include "log.h"
+#include "store.h"
+#include "xalloc.h"
+
+#define JSON_TYPE "application/json"
+#define SNAP_PREFIX "/v2/snapshots"
+#define ALLOW_GET "Allow: GET, HEAD\r\n"
+#define ALLOW_ONE "Allow: GET, HEAD, DELETE\r\n"
+
+enum route {
+	ROUTE_NONE,
+	ROUTE_HEALTHZ,
+	ROUTE_METRICS,
+	ROUTE_SNAP_CAPS, /* /v2/snapshots/capabilities */
+	ROUTE_SNAP_LIST, /* /v2/snapshots */
+	ROUTE_SNAP_ONE,  /* /v2/snapshots/ANYTHING-ELSE (a key, or a 404) */
+};
+
+/* --- responses ------------------------------------------------------------ */
 
 static void respond(struct floe_conn *c, int status, const char *content_type, const char *body,
 		    size_t len, bool head_only)
@@ -21,11 +45,359 @@ static void respond(struct floe_conn *c, int status, const char *content_type, c
 	floe_conn_finish(c, keep_alive);
 }
 
-static bool path_is(const struct floe_http_msg *msg, const char *path)
+/* RFC 9110 15.3.5: a 204 carries neither a body nor a Content-Length. */
+static void respond_no_content(struct floe_conn *c)
 {
-	const char *url = floe_http_msg_url(msg);
-	size_t len = strlen(path);
-	return strncmp(url, path, len) == 0 && (url[len] == '\0' || url[len] == '?');
+	bool keep_alive = floe_conn_keep_alive(c);
+	const char *head = keep_alive ? "HTTP/1.1 204 No Content\r\n\r\n" :
+					"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+	floe_conn_write(c, head, strlen(head));
+	floe_conn_finish(c, keep_alive);
+}
+
+/* Takes the reference to v. */
+static void respond_json(struct floe_conn *c, int status, json_t *v, bool head_only)
+{
+	char *text = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	respond(c, status, JSON_TYPE, text, strlen(text), head_only);
+	free(text);
+}
+
+/* A JSON string, or null for a missing value (or one that is not UTF-8,
+ * which jansson refuses). */
+static json_t *json_str_or_null(const char *s)
+{
+	json_t *v = s && s[0] ? json_string(s) : NULL;
+	return v ? v : json_null();
+}
+
+/* --- routing -------------------------------------------------------------- */
+
+static bool is_key(const char *s, size_t len)
+{
+	if (len != FLOE_SNAPSHOT_KEY_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/*
+ * Split the request target into a route, the rest of the path after
+ * /v2/snapshots/ (*rest, *rest_len) and the query (*query, NULL if none).
+ * Nothing is decoded: a key is 64 plain hex digits, so anything else
+ * (dot segments, %2e, a slash) is simply no key, and never reaches the
+ * file system.
+ */
+static enum route route_of(const char *url, const char **rest, size_t *rest_len, const char **query)
+{
+	const char *q = strchr(url, '?');
+	size_t plen = q ? (size_t)(q - url) : strlen(url);
+	*query = q ? q + 1 : NULL;
+	*rest = NULL;
+	*rest_len = 0;
+	if (plen == 8 && memcmp(url, "/healthz", 8) == 0)
+		return ROUTE_HEALTHZ;
+	if (plen == 8 && memcmp(url, "/metrics", 8) == 0)
+		return ROUTE_METRICS;
+	size_t pre = strlen(SNAP_PREFIX);
+	if (plen < pre || memcmp(url, SNAP_PREFIX, pre) != 0)
+		return ROUTE_NONE;
+	if (plen == pre)
+		return ROUTE_SNAP_LIST;
+	if (url[pre] != '/')
+		return ROUTE_NONE;
+	*rest = url + pre + 1;
+	*rest_len = plen - pre - 1;
+	if (*rest_len == 12 && memcmp(*rest, "capabilities", 12) == 0)
+		return ROUTE_SNAP_CAPS;
+	return ROUTE_SNAP_ONE;
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * The percent-decoded value of parameter name in query (first occurrence).
+ * Returns 1 with *out allocated, 0 when absent, -1 when the value is not
+ * valid percent-encoding (or decodes to a NUL).
+ */
+static int query_param(const char *query, const char *name, char **out)
+{
+	*out = NULL;
+	size_t nlen = strlen(name);
+	for (const char *p = query; p && *p;) {
+		const char *end = strchr(p, '&');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			const char *v = p + nlen + 1;
+			size_t vlen = len - nlen - 1;
+			char *dst = xmalloc(vlen + 1);
+			size_t k = 0;
+			for (size_t i = 0; i < vlen; i++) {
+				if (v[i] != '%') {
+					dst[k++] = v[i];
+					continue;
+				}
+				int hi = i + 2 < vlen ? hexval(v[i + 1]) : -1;
+				int lo = hi >= 0 ? hexval(v[i + 2]) : -1;
+				if (lo < 0 || (hi == 0 && lo == 0)) {
+					free(dst);
+					return -1;
+				}
+				dst[k++] = (char)(hi * 16 + lo);
+				i += 2;
+			}
+			dst[k] = '\0';
+			*out = dst;
+			return 1;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+/* --- snapshot routes: capabilities (memory only, on the loop) -------------- */
+
+static void snap_capabilities(struct floe_conn *c, struct floe_activator *act, bool head_only)
+{
+	const struct floe_criu_caps *caps = floe_activator_criu(act);
+	json_t *o = json_object();
+	json_object_set_new(o, "snapshots", json_boolean(caps->snapshots));
+	/* What was found, even when it is not usable (too old): the reason says so. */
+	json_object_set_new(o, "criu_version", json_str_or_null(caps->version));
+	json_object_set_new(o, "criu_path", json_str_or_null(caps->path));
+	json_object_set_new(o, "reason",
+			    caps->snapshots ?
+				    json_null() :
+				    json_str_or_null(caps->why[0] ? caps->why : "unknown"));
+	json_object_set_new(o, "lazy_pages", json_boolean(caps->snapshots && caps->lazy_pages));
+	json_object_set_new(o, "gpu_checkpoint", json_boolean(caps->snapshots && caps->gpu));
+	const char *gpu_why = caps->gpu_why[0] ? caps->gpu_why : "snapshots unavailable";
+	json_object_set_new(o, "gpu_reason",
+			    caps->snapshots && caps->gpu ? json_null() : json_str_or_null(gpu_why));
+	/* A warm pool is replicas restored from a snapshot, then frozen. */
+	json_object_set_new(o, "warm_pool",
+			    json_boolean(caps->snapshots && floe_activator_freezer(act)));
+	respond_json(c, 200, o, head_only);
+}
+
+/* --- snapshot routes: store access (file I/O, on the thread pool) ---------- */
+
+enum snap_op {
+	OP_LIST,
+	OP_GET,
+	OP_DELETE
+};
+
+/* One request's trip through the thread pool. The connection may close
+ * meanwhile: on_abort clears conn, and the job is still freed only in
+ * snap_done (a uv_work_t cannot be taken back once it runs). */
+struct snap_job {
+	uv_work_t work;
+	struct floe_control *ctl;
+	struct floe_conn *conn; /* NULL once the client has gone */
+	enum snap_op op;
+	bool head_only;
+	char *data_dir;
+	char *endpoint; /* OP_LIST filter, or NULL */
+	char key[FLOE_SNAPSHOT_KEY_LEN + 1];
+	/* results (written on the pool, read in snap_done) */
+	int status;
+	const char *err_type;
+	floe_error err;
+	char *body; /* JSON text for a 200 */
+};
+
+static json_t *meta_json(const struct floe_snapshot_meta *m)
+{
+	char created[32] = "";
+	time_t secs = (time_t)(m->created_at_ms / 1000);
+	struct tm tm;
+	if (gmtime_r(&secs, &tm))
+		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_t *o = json_object();
+	json_object_set_new(o, "key", json_str_or_null(m->key));
+	json_object_set_new(o, "endpoint", json_str_or_null(m->endpoint));
+	json_object_set_new(o, "source_replica", json_str_or_null(m->source_replica));
+	json_object_set_new(o, "created_at", json_str_or_null(created));
+	json_object_set_new(o, "image_bytes", json_integer((json_int_t)m->image_bytes));
+	json_object_set_new(o, "pages_bytes", json_integer((json_int_t)m->pages_bytes));
+	json_object_set_new(o, "dump_ms", json_integer((json_int_t)m->dump_ms));
+	json_object_set_new(o, "criu_version", json_str_or_null(m->criu_version));
+	json_object_set_new(o, "kernel", json_str_or_null(m->kernel));
+	json_object_set_new(o, "restores", json_integer(m->restores));
+	json_object_set_new(o, "restore_failures", json_integer(m->restore_failures));
+	/* 0 would read as "restored in no time": null until there was one. */
+	json_object_set_new(o, "last_restore_ms",
+			    m->restores ? json_integer((json_int_t)m->last_restore_ms) :
+					  json_null());
+	return o;
+}
+
+static int meta_cmp(const void *a, const void *b)
+{
+	const struct floe_snapshot_meta *x = a, *y = b;
+	int d = strcmp(x->endpoint, y->endpoint);
+	if (d)
+		return d;
+	if (x->created_at_ms != y->created_at_ms)
+		return x->created_at_ms < y->created_at_ms ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+static void job_fail(struct snap_job *j, int status, const char *type)
+{
+	j->status = status;
+	j->err_type = type;
+}
+
+static void snap_list(struct snap_job *j)
+{
+	struct floe_snapshot_meta *metas;
+	size_t n;
+	int rc = floe_snapstore_list(j->data_dir, &metas, &n);
+	if (rc < 0) {
+		floe_error_set(&j->err, rc, "cannot read %s/snapshots: %s", j->data_dir,
+			       strerror(-rc));
+		job_fail(j, 500, "internal_error");
+		return;
+	}
+	if (n)
+		qsort(metas, n, sizeof(*metas), meta_cmp);
+	json_t *items = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (!j->endpoint || strcmp(metas[i].endpoint, j->endpoint) == 0)
+			json_array_append_new(items, meta_json(&metas[i]));
+		floe_snapshot_meta_free(&metas[i]);
+	}
+	free(metas);
+	json_t *o = json_object();
+	json_object_set_new(o, "items", items);
+	j->body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	j->status = 200;
+}
+
+static void snap_get(struct snap_job *j)
+{
+	struct floe_snapshot_meta m;
+	memset(&m, 0, sizeof(m));
+	int rc = floe_snapstore_load(j->data_dir, j->key, &m, &j->err);
+	if (rc == -ENOENT) {
+		floe_error_set(&j->err, rc, "no snapshot %s", j->key);
+		job_fail(j, 404, "not_found");
+		return;
+	}
+	if (rc < 0) {
+		/* There, but damaged: the operator can still DELETE it. */
+		floe_error_wrap(&j->err, "snapshot %s is damaged", j->key);
+		job_fail(j, 500, "internal_error");
+		return;
+	}
+	json_t *o = meta_json(&m);
+	floe_snapshot_meta_free(&m);
+	j->body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	j->status = 200;
+}
+
+static void snap_delete(struct snap_job *j)
+{
+	int rc = floe_snapstore_remove(j->data_dir, j->key, &j->err);
+	if (rc == -ENOENT) {
+		floe_error_set(&j->err, rc, "no snapshot %s", j->key);
+		job_fail(j, 404, "not_found");
+		return;
+	}
+	if (rc < 0) {
+		floe_error_wrap(&j->err, "delete of snapshot %s failed", j->key);
+		job_fail(j, 500, "internal_error");
+		return;
+	}
+	j->status = 204;
+}
+
+static void snap_work(uv_work_t *w)
+{
+	struct snap_job *j = container_of(w, struct snap_job, work);
+	switch (j->op) {
+	case OP_LIST: snap_list(j); break;
+	case OP_GET: snap_get(j); break;
+	case OP_DELETE: snap_delete(j); break;
+	}
+}
+
+static void snap_job_free(struct snap_job *j)
+{
+	free(j->data_dir);
+	free(j->endpoint);
+	free(j->body);
+	free(j);
+}
+
+static void snap_done(uv_work_t *w, int status)
+{
+	struct snap_job *j = container_of(w, struct snap_job, work);
+	if (status < 0) {
+		floe_error_set(&j->err, status, "snapshot request not run: %s",
+			       uv_strerror(status));
+		job_fail(j, 503, "shutting_down");
+	}
+	if (j->op == OP_DELETE && j->status == 204) {
+		log_info("snapshot %.12s deleted through the control plane", j->key);
+		/* Before the answer, so that once a client sees 204 no cold start
+		 * tries to restore from the files that are gone. */
+		floe_activator_snapshot_removed(j->ctl->act, j->key);
+	} else if (j->status >= 500) {
+		log_warn("%s", j->err.msg);
+	}
+	struct floe_conn *c = j->conn;
+	if (c) {
+		if (j->status >= 400)
+			floe_conn_error(c, j->status, j->err_type, j->err.msg, NULL);
+		else if (j->status == 204)
+			respond_no_content(c);
+		else
+			respond(c, j->status, JSON_TYPE, j->body, strlen(j->body), j->head_only);
+	}
+	snap_job_free(j);
+}
+
+static void snap_queue(struct floe_conn *c, struct snap_job *j)
+{
+	struct floe_control *ctl = c->server->data;
+	j->ctl = ctl;
+	j->conn = c;
+	j->data_dir = xstrdup(floe_activator_data_dir(ctl->act));
+	floe_error_clear(&j->err);
+	int rc = uv_queue_work(c->server->loop, &j->work, snap_work, snap_done);
+	if (rc < 0) {
+		snap_job_free(j);
+		floe_conn_error(c, 500, "internal_error", uv_strerror(rc), NULL);
+		return;
+	}
+	c->exchange = j;
+}
+
+/* --- handler -------------------------------------------------------------- */
+
+static void method_not_allowed(struct floe_conn *c, const char *allow)
+{
+	char msg[64];
+	snprintf(msg, sizeof(msg), "method not allowed here; allowed: %.*s",
+		 (int)(strlen(allow) - strlen("Allow: \r\n")), allow + strlen("Allow: "));
+	floe_conn_error(c, 405, "method_not_allowed", msg, allow);
 }
 
 static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
@@ -33,22 +405,26 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 	struct floe_control *ctl = c->server->data;
 	bool get = msg->method == HTTP_GET || msg->method == HTTP_HEAD;
 	bool head_only = msg->method == HTTP_HEAD;
-	/* Answer once the (normally empty) request body has been read, so the
-	 * connection stays in step for keep-alive; here we answer at once and
-	 * floe_conn_finish closes the connection if a body is still coming. */
-	if (path_is(msg, "/healthz")) {
+	const char *rest, *query;
+	size_t rest_len;
+	enum route route = route_of(floe_http_msg_url(msg), &rest, &rest_len, &query);
+	if (route >= ROUTE_SNAP_CAPS && !ctl->act)
+		route = ROUTE_NONE;
+	/* Each route answers at once or from the thread pool; a request body
+	 * (none is expected) is not read: floe_conn_finish then closes the
+	 * connection instead of keeping it out of step. */
+	switch (route) {
+	case ROUTE_NONE: break;
+	case ROUTE_HEALTHZ:
 		if (!get) {
-			floe_conn_error(c, 405, "method_not_allowed", "use GET",
-					"Allow: GET, HEAD\r\n");
+			method_not_allowed(c, ALLOW_GET);
 			return;
 		}
-		respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15, head_only);
+		respond(c, 200, JSON_TYPE, "{\"status\":\"ok\"}", 15, head_only);
 		return;
-	}
-	if (path_is(msg, "/metrics")) {
+	case ROUTE_METRICS: {
 		if (!get) {
-			floe_conn_error(c, 405, "method_not_allowed", "use GET",
-					"Allow: GET, HEAD\r\n");
+			method_not_allowed(c, ALLOW_GET);
 			return;
 		}
 		struct floe_buf out = FLOE_BUF_INIT;
@@ -58,9 +434,64 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		floe_buf_destroy(&out);
 		return;
 	}
+	case ROUTE_SNAP_CAPS:
+		if (!get) {
+			method_not_allowed(c, ALLOW_GET);
+			return;
+		}
+		snap_capabilities(c, ctl->act, head_only);
+		return;
+	case ROUTE_SNAP_LIST: {
+		if (!get) {
+			method_not_allowed(c, ALLOW_GET);
+			return;
+		}
+		char *endpoint = NULL;
+		if (query_param(query, "endpoint", &endpoint) < 0) {
+			floe_conn_error(c, 400, "bad_request",
+					"the endpoint parameter is not valid percent-encoding",
+					NULL);
+			return;
+		}
+		struct snap_job *j = xcalloc(1, sizeof(*j));
+		j->op = OP_LIST;
+		j->head_only = head_only;
+		j->endpoint = endpoint;
+		snap_queue(c, j);
+		return;
+	}
+	case ROUTE_SNAP_ONE: {
+		if (!get && msg->method != HTTP_DELETE) {
+			method_not_allowed(c, ALLOW_ONE);
+			return;
+		}
+		if (!is_key(rest, rest_len)) {
+			floe_conn_error(c, 404, "not_found",
+					"no such snapshot (a key is 64 lowercase hex digits)",
+					NULL);
+			return;
+		}
+		struct snap_job *j = xcalloc(1, sizeof(*j));
+		j->op = get ? OP_GET : OP_DELETE;
+		j->head_only = head_only;
+		memcpy(j->key, rest, FLOE_SNAPSHOT_KEY_LEN);
+		snap_queue(c, j);
+		return;
+	}
+	}
 	floe_conn_error(c, 404, "not_found", "no such route on the control plane", NULL);
+}
+
+/* The client went away (or floed is closing it) while a snapshot request was
+ * on the thread pool: the job finishes there and answers no one. */
+static void control_on_abort(struct floe_conn *c)
+{
+	struct snap_job *j = c->exchange;
+	if (j)
+		j->conn = NULL;
 }
 
 const struct floe_server_handler floe_control_handler = {
 	.on_head = control_on_head,
+	.on_abort = control_on_abort,
 };

@@ -1,6 +1,17 @@
 /*
- * The control plane on api_listen: GET /healthz and GET /metrics (the later
- * endpoint API of Hugging Face Inference Endpoints grows here).
+ * The control plane on api_listen (JSON unless noted):
+ *
+ *   GET    /healthz                    200 {"status":"ok"}
+ *   GET    /metrics                    Prometheus text
+ *   GET    /v2/snapshots/capabilities  what CRIU can do here (probed at start)
+ *   GET    /v2/snapshots[?endpoint=N]  {"items":[...]} sorted by endpoint, then age
+ *   GET    /v2/snapshots/KEY           one item (404 unknown or malformed KEY)
+ *   DELETE /v2/snapshots/KEY           204; the runtime stops restoring from it
+ *
+ * HEAD is accepted wherever GET is; other methods get 405 with Allow. Errors
+ * are floe's JSON errors ({"error":{"message","type","code"}}). Reading and
+ * removing snapshots touches the disk, so it runs on libuv's thread pool.
+ * (The later endpoint API of Hugging Face Inference Endpoints grows here.)
  */
 #ifndef FLOE_CONTROL_H
 #define FLOE_CONTROL_H
@@ -8,8 +19,11 @@
 #include "metrics.h"
 #include "server.h"
 
+struct floe_activator;
+
 struct floe_control {
 	struct floe_metrics *metrics; /* not owned */
+	struct floe_activator *act;   /* not owned; NULL: the /v2/snapshots routes answer 404 */
 };
 
 /** Handler for floe_server_listen; set server->data to a struct floe_control. */

@@ -219,6 +219,7 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	d.act = floe_activator_new(d.loop, d.metrics, &aopts);
 	free(init_path);
 	d.control.metrics = d.metrics;
+	d.control.act = d.act;
 
 	struct floe_server_limits limits = {
 		.max_head_bytes = d.cfg->max_header_bytes,
