@@ -42,6 +42,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "runtime-internal.h"
+#include "sha256.h"
 #include "xalloc.h"
 
 #define DUMP_RETRY_MS (5 * 60 * 1000)
@@ -95,12 +96,53 @@ static void set_snap(struct endpoint *ep, struct floe_snapshot_meta *m)
 			m ? (double)m->image_bytes : 0);
 }
 
+/* On a GPU host without NVIDIA's cuda-checkpoint, CRIU's CUDA plugin gets
+ * floe-cuda-checkpoint (next to floed) under that name, first in the PATH
+ * that criu inherits from floed. */
+static void provide_cuda_checkpoint(struct floe_activator *a)
+{
+	if (access("/dev/nvidiactl", F_OK) != 0)
+		return;
+	const char *path = getenv("PATH");
+	char dirs[4096], probe[4200];
+	snprintf(dirs, sizeof(dirs), "%s", path ? path : "");
+	char *save = NULL;
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(probe, sizeof(probe), "%s/cuda-checkpoint", d);
+		if (access(probe, X_OK) == 0)
+			return; /* NVIDIA's own */
+	}
+	char *tool = xstrdup(a->init_path); /* BINDIR/floe-init */
+	char *slash = strrchr(tool, '/');
+	if (slash)
+		slash[1] = '\0';
+	char *ours = xasprintf("%sfloe-cuda-checkpoint", slash ? tool : "");
+	char *bin = xasprintf("%s/run/bin", a->data_dir);
+	char *link = xasprintf("%s/cuda-checkpoint", bin);
+	if (access(ours, X_OK) == 0 && floe_mkdir_p(bin, 0700) == 0) {
+		unlink(link);
+		if (symlink(ours, link) == 0) {
+			char *np = xasprintf("%s:%s", bin, path ? path : "/usr/bin:/bin");
+			setenv("PATH", np, 1);
+			free(np);
+			log_info(
+				"GPU checkpointing through %s (NVIDIA's cuda-checkpoint not in PATH)",
+				ours);
+		}
+	}
+	free(tool);
+	free(ours);
+	free(bin);
+	free(link);
+}
+
 void floe__snap_init(struct floe_activator *a, bool enabled)
 {
 	if (!enabled) {
 		snprintf(a->criu.why, sizeof(a->criu.why), "snapshots disabled");
 		return;
 	}
+	provide_cuda_checkpoint(a);
 	floe_criu_probe(&a->criu);
 	if (!a->criu.snapshots) {
 		log_warn("snapshots unavailable, cold starts will be fresh starts: %s",
@@ -115,6 +157,19 @@ void floe__snap_init(struct floe_activator *a, bool enabled)
 		snprintf(a->criu.why, sizeof(a->criu.why), "%s", err.msg);
 		return;
 	}
+	/* Per data directory: two floeds on one host must not share (or clean
+	 * up) each other's replica cgroups. */
+	struct floe_sha256 h;
+	uint8_t d[FLOE_SHA256_LEN];
+	char hex[FLOE_SHA256_HEX_LEN + 1], parent[32];
+	char *real = realpath(a->data_dir, NULL);
+	floe_sha256_init(&h);
+	floe_sha256_update(&h, real ? real : a->data_dir, strlen(real ? real : a->data_dir));
+	floe_sha256_final(&h, d);
+	floe_sha256_hex(d, hex);
+	free(real);
+	snprintf(parent, sizeof(parent), "floe-%.12s", hex);
+	floe_cgroup_set_parent(parent);
 	char desc[256];
 	a->freezer = floe_cgroup_probe(desc, sizeof(desc)) == 0;
 	if (a->freezer)
@@ -271,6 +326,46 @@ void floe_activator_snapshot_removed(struct floe_activator *a, const char *key)
 			ep->snap_retry_ms = 0;
 		}
 	}
+}
+
+/* --- restore statistics -------------------------------------------------- */
+
+/* The endpoint's in-memory metadata is the truth; a copy goes to disk after
+ * each restore so the control plane (and a restarted floed) sees counts. */
+struct save_job {
+	uv_work_t work;
+	struct endpoint *ep;
+	struct floe_snapshot_meta meta;
+	floe_error err;
+	int rc;
+};
+
+static void save_work(uv_work_t *w)
+{
+	struct save_job *j = container_of(w, struct save_job, work);
+	j->rc = floe_snapstore_save_meta(j->ep->act->data_dir, &j->meta, &j->err);
+}
+
+static void save_done(uv_work_t *w, int status)
+{
+	struct save_job *j = container_of(w, struct save_job, work);
+	if (j->rc < 0)
+		log_warn("%s: %s", j->ep->cfg->name, j->err.msg);
+	j->ep->snap_jobs--;
+	floe_snapshot_meta_free(&j->meta);
+	struct endpoint *ep = j->ep;
+	free(j);
+	floe__endpoint_dispatch(ep);
+}
+
+static void save_stats(struct endpoint *ep)
+{
+	struct save_job *j = xcalloc(1, sizeof(*j));
+	j->ep = ep;
+	floe_error_clear(&j->err);
+	floe_snapshot_meta_copy(&j->meta, ep->snap);
+	ep->snap_jobs++;
+	uv_queue_work(ep->act->loop, &j->work, save_work, save_done);
 }
 
 /* --- restore -------------------------------------------------------------- */
@@ -443,6 +538,7 @@ static void restore_done(uv_work_t *w, int status)
 		if (ep->snap && strcmp(ep->snap->key, j->meta.key) == 0) {
 			ep->snap->restores++;
 			ep->snap->last_restore_ms = j->ms;
+			save_stats(ep);
 		}
 		r->cg = j->cg;
 		if (j->pool)
@@ -461,8 +557,11 @@ static void restore_done(uv_work_t *w, int status)
 		}
 	} else {
 		log_error("%s: restore of replica %s failed: %s", ep->cfg->name, r->id, j->err.msg);
-		if (ep->snap && strcmp(ep->snap->key, j->meta.key) == 0)
+		if (ep->snap && strcmp(ep->snap->key, j->meta.key) == 0) {
 			ep->snap->restore_failures++;
+			if (!j->damaged)
+				save_stats(ep);
+		}
 		if (j->pool) {
 			pool_release(r);
 			ep->pool_failures++;

@@ -125,7 +125,9 @@ void floe_criu_probe(struct floe_criu_caps *caps)
 	/* CRIU's CUDA plugin drives NVIDIA's cuda-checkpoint (the driver's
 	 * cuCheckpointProcess* API): both must be there, and a GPU. */
 	char plugin[PATH_MAX];
-	const char *plugin_dirs[] = { "/usr/local/lib/criu", "/usr/lib/criu" };
+	const char *libs = getenv("CRIU_LIBS_DIR"); /* criu's own override */
+	const char *plugin_dirs[] = { libs && *libs ? libs : "/usr/local/lib/criu",
+				      "/usr/local/lib/criu", "/usr/lib/criu" };
 	bool have_plugin = false;
 	for (size_t i = 0; i < sizeof(plugin_dirs) / sizeof(plugin_dirs[0]); i++) {
 		snprintf(plugin, sizeof(plugin), "%s/cuda_plugin.so", plugin_dirs[i]);
@@ -181,12 +183,16 @@ int floe_criu_dump(const struct floe_criu_dump_req *req, floe_error *err)
 /* Thread-local: libcriu's notify callback has no user argument, and the
  * callback runs on the thread that called criu_local_restore_child. */
 static _Thread_local const struct floe_criu_restore_req *notify_req;
+static _Thread_local pid_t notify_root;
 
 static int on_notify(char *action, criu_notify_arg_t na)
 {
-	if (strcmp(action, "post-restore") != 0 || !notify_req || !notify_req->post_restore)
+	bool post = strcmp(action, "post-restore") == 0;
+	if (post || strcmp(action, "setup-namespaces") == 0)
+		notify_root = criu_notify_pid(na);
+	if (!post || !notify_req || !notify_req->post_restore)
 		return 0;
-	return notify_req->post_restore(criu_notify_pid(na), notify_req->arg) < 0 ? -1 : 0;
+	return notify_req->post_restore(notify_root, notify_req->arg) < 0 ? -1 : 0;
 }
 
 /* The lazy-pages daemon serves page faults of the restored tree from the
@@ -300,10 +306,19 @@ int floe_criu_restore(const struct floe_criu_restore_req *req, pid_t *pid, pid_t
 		}
 	}
 	notify_req = req;
-	if (req->post_restore)
-		criu_local_set_notify_cb(o, on_notify);
+	notify_root = -1;
+	/* Always: the root pid it reports is ours to reap if CRIU fails later. */
+	criu_local_set_notify_cb(o, on_notify);
 	rc = criu_local_restore_child(o);
 	notify_req = NULL;
+	if (rc <= 0 && notify_root > 0) {
+		/* CRIU made the root (a child of this process: it restores as
+		 * our sibling's sibling) and then gave up: CRIU killed the tree,
+		 * the zombie is ours. */
+		kill(notify_root, SIGKILL);
+		while (waitpid(notify_root, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (rc <= 0) {
 		int e = rc == -EBADE || rc == 0 ? EIO : -rc;
 		rc = floe_error_set(err, -e, "criu restore from %s failed (%s); see %s/%s",

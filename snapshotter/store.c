@@ -119,6 +119,9 @@ void floe_snapshot_key(const struct floe_endpoint_config *cfg, const char *init_
 	struct floe_sha256 h;
 	floe_sha256_init(&h);
 	hash_str(&h, "floe-snapshot", "1");
+	/* Two endpoints with the same engine still get a snapshot each: one
+	 * endpoint's quarantine or redefinition must not take the other's. */
+	hash_str(&h, "endpoint", cfg->name);
 	hash_str(&h, "engine", cfg->engine);
 	for (size_t i = 0; i < cfg->argc; i++)
 		hash_str(&h, "arg", cfg->argv[i]);

@@ -41,7 +41,7 @@ struct floe_snapshot_meta {
 	uint64_t pages_bytes; /* memory pages among them: what a restored replica holds */
 	uint64_t dump_ms;     /* how long the engine was frozen */
 	uint64_t stdio_ino;   /* inode of the engine's stdout pipe at dump (CRIU inherit-fd key) */
-	bool external_netns;  /* the network namespace is not in the images: restore into a new one */
+	bool external_netns; /* the network namespace is not in the images: restore into a new one */
 	uint32_t restores;
 	uint32_t restore_failures;
 	uint64_t last_restore_ms; /* duration of the latest restore */
@@ -53,7 +53,7 @@ void floe_snapshot_meta_free(struct floe_snapshot_meta *m);
 void floe_snapshot_meta_copy(struct floe_snapshot_meta *dst, const struct floe_snapshot_meta *src);
 
 /**
- * The key of an endpoint's engine: SHA-256 over its command, environment,
+ * The key of an endpoint's engine: SHA-256 over its name, command, environment,
  * port, readiness, warm-up request and the identity (device, inode, size,
  * mtime) of floe-init, of the executable and of every argument that names
  * an existing file (a script, weights). floed's own inherited environment

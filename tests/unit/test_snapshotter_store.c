@@ -149,8 +149,8 @@ Test(store, every_flipped_metadata_bit_is_caught)
 			struct floe_snapshot_meta m;
 			floe_error err = { 0 };
 			int rc = floe_snapstore_load(data_dir, KEY, &m, &err);
-			cr_assert(rc < 0 && rc != -ENOENT, "byte %zu bit %d flipped: rc %d", i,
-				  bit, rc);
+			cr_assert(rc < 0 && rc != -ENOENT, "byte %zu bit %d flipped: rc %d", i, bit,
+				  rc);
 		}
 	}
 	free(orig);
@@ -164,8 +164,8 @@ Test(store, quarantine_moves_it_aside_with_a_reason_and_keeps_eight)
 		snprintf(key, sizeof(key), "%.63s%x", KEY, i);
 		commit_snapshot(key);
 		floe_error err = { 0 };
-		cr_assert_eq(floe_snapstore_quarantine(data_dir, key, "test reason", &err), 0,
-			     "%s", err.msg);
+		cr_assert_eq(floe_snapstore_quarantine(data_dir, key, "test reason", &err), 0, "%s",
+			     err.msg);
 		struct floe_snapshot_meta m;
 		cr_assert_eq(floe_snapstore_load(data_dir, key, &m, &err), -ENOENT);
 	}
@@ -208,6 +208,7 @@ static struct floe_endpoint_config *endpoint(const char *arg)
 	argv[0] = "/bin/true";
 	argv[1] = (char *)arg;
 	argv[2] = NULL;
+	ep.name = "demo";
 	ep.engine = "custom";
 	ep.argv = argv;
 	ep.argc = 2;
@@ -235,6 +236,10 @@ Test(store, key_follows_the_engine_definition)
 	ep->snapshot.warmup_path = "/generate";
 	floe_snapshot_key(ep, "/bin/sh", b);
 	cr_expect_str_neq(a, b, "the warm-up changed");
+	ep = endpoint("--x");
+	ep->name = "other";
+	floe_snapshot_key(ep, "/bin/sh", b);
+	cr_expect_str_neq(a, b, "another endpoint with the same engine has a snapshot of its own");
 	/* A rebuilt binary: an absolute-path argument's file changes. */
 	char path[] = "/tmp/floe-key-XXXXXX";
 	int fd = mkstemp(path);
