@@ -149,6 +149,7 @@ void floe__req_complete(struct floe_req *req, int status)
 			floe__replica_drain(r); /* last one out stops it */
 		else if (r->snap_wait && r->in_flight == 0)
 			floe__snap_on_idle(r);
+		floe__snap_on_answered(r);
 		floe__replica_unref(r);
 	}
 	req_record(req, status);

@@ -132,6 +132,7 @@ struct replica {
 	bool pool_ready;     /* ... and frozen: can be thawed */
 	bool snap_wait;      /* to be dumped once idle: not routable */
 	bool dumping;        /* CRIU dump under way */
+	bool pool_refill;    /* thawed from the pool: refill it after its first answer */
 	uint64_t pool_bytes; /* what it counts against warm_pool_memory */
 	uint64_t attached_ms;
 	struct floe_cgroup *cg;
@@ -219,6 +220,7 @@ struct replica *floe__snap_take_warm(struct endpoint *ep);
 void floe__snap_refill(struct endpoint *ep);
 void floe__snap_on_ready(struct replica *r);
 void floe__snap_on_idle(struct replica *r);
+void floe__snap_on_answered(struct replica *r);
 void floe__snap_on_exit(struct replica *r, enum replica_state was);
 void floe__snap_register_metrics(struct floe_activator *a);
 

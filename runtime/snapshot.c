@@ -658,8 +658,13 @@ struct replica *floe__snap_take_warm(struct endpoint *ep)
 		floe__endpoint_set_state(ep, r, REPLICA_STARTING);
 		log_info("%s: thawed warm-pool replica %s in %.2f ms", ep->cfg->name, r->id,
 			 ms_since(t0));
+		/* The refill waits for this replica's first answer (or its end):
+		 * a CRIU restore started now would compete with the request that
+		 * woke the endpoint for the CPU (scripts/bench/snapshot: thaw to
+		 * first byte 8 / 23 / 52 ms for 64 / 512 / 2048 MiB engines with
+		 * an immediate refill). */
+		r->pool_refill = true;
 		floe__replica_probe_now(r);
-		floe__snap_refill(ep);
 		return r;
 	}
 	return NULL;
@@ -1020,9 +1025,18 @@ void floe__snap_on_ready(struct replica *r)
 
 /* --- exits ---------------------------------------------------------------- */
 
+void floe__snap_on_answered(struct replica *r)
+{
+	if (!r->pool_refill)
+		return;
+	r->pool_refill = false;
+	floe__snap_refill(r->ep);
+}
+
 void floe__snap_on_exit(struct replica *r, enum replica_state was)
 {
 	struct endpoint *ep = r->ep;
+	r->pool_refill = false; /* refilled once it is gone (on_replica_gone) */
 	if (r->pool_bytes)
 		pool_release(r);
 	if (was == REPLICA_STARTING && r->kind == COLD_RESTORE) {
