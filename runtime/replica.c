@@ -310,6 +310,14 @@ struct replica *floe__replica_new_pooled(struct endpoint *ep)
 	return r;
 }
 
+void floe__replica_dump_done(struct replica *r)
+{
+	if (!r->stop_after_dump)
+		return;
+	r->stop_after_dump = false;
+	replica_stop(r);
+}
+
 void floe__replica_probe_now(struct replica *r)
 {
 	replica_probe(r);
@@ -495,6 +503,16 @@ static void replica_stop(struct replica *r)
 {
 	if (r->state == REPLICA_STOPPING || r->state == REPLICA_DEAD)
 		return;
+	if (r->dumping) {
+		/* A SIGTERM sent now would wait, pending, in the frozen tree,
+		 * and CRIU would dump it: every replica restored from that
+		 * snapshot would stop at once. Stopped when the dump is done. */
+		if (!r->stop_after_dump)
+			log_info("%s: replica %s stops once its snapshot is taken",
+				 r->ep->cfg->name, r->id);
+		r->stop_after_dump = true;
+		return;
+	}
 	bool was_warm = r->state == REPLICA_WARM;
 	probe_abandon(r);
 	floe__endpoint_set_state(r->ep, r, REPLICA_STOPPING);

@@ -127,13 +127,14 @@ struct replica {
 	bool proc_closed;
 	bool counted; /* included in endpoint state counters */
 	/* snapshot.c */
-	bool restoring;      /* CRIU restore under way: no process attached yet */
-	bool pool;           /* restored for the warm pool */
-	bool pool_ready;     /* ... and frozen: can be thawed */
-	bool snap_wait;      /* to be dumped once idle: not routable */
-	bool dumping;        /* CRIU dump under way */
-	bool pool_refill;    /* thawed from the pool: refill it after its first answer */
-	uint64_t pool_bytes; /* what it counts against warm_pool_memory */
+	bool restoring;       /* CRIU restore under way: no process attached yet */
+	bool pool;            /* restored for the warm pool */
+	bool pool_ready;      /* ... and frozen: can be thawed */
+	bool snap_wait;       /* to be dumped once idle: not routable */
+	bool dumping;         /* CRIU dump under way */
+	bool pool_refill;     /* thawed from the pool: refill it after its first answer */
+	bool stop_after_dump; /* asked to stop during a dump: stopped once it is done */
+	uint64_t pool_bytes;  /* what it counts against warm_pool_memory */
 	uint64_t attached_ms;
 	struct floe_cgroup *cg;
 	char snap_key[FLOE_SNAPSHOT_KEY_LEN + 1]; /* restored from */
@@ -197,6 +198,7 @@ struct replica *floe__replica_start(struct endpoint *ep, floe_error *err);
 void floe__replica_restored(struct replica *r, pid_t pid, const char *note);
 void floe__replica_restore_failed(struct replica *r);
 void floe__replica_probe_now(struct replica *r);
+void floe__replica_dump_done(struct replica *r);
 void floe__replica_on_exit(struct floe_proc *p, int status);
 struct replica *floe__replica_new_pooled(struct endpoint *ep);
 void floe__replica_drain(struct replica *r);

@@ -794,6 +794,8 @@ static void dump_done(uv_work_t *w, int status)
 			  ep->cfg->name, r->id, DUMP_RETRY_MS / 60000, j->err.msg);
 		ep->snap_retry_ms = floe_now_ms() + DUMP_RETRY_MS;
 	}
+	/* After the lines above: a stop asked for during the dump happens now. */
+	floe__replica_dump_done(r);
 	floe__replica_unref(r);
 	floe_snapshot_meta_free(&j->meta);
 	free(j->data_dir);
