@@ -725,3 +725,77 @@ Test(snapshot, changed_definition_does_not_reuse_the_old_snapshot)
 	cr_expect_str_eq(in.model, "other");
 	FLOED_STOP_OK(f);
 }
+
+/* ------------------------------------------------------------------ */
+/* lazy pages: the restored engine's memory arrives on first touch */
+
+Test(snapshot, lazy_restore_serves_and_its_memory_is_intact)
+{
+	struct floed *f = start_snap_floed("endpoints:\n" HARNESS_SIM_EP("lazy", SIM_ARGS)
+						   TO_ZERO_1S "    snapshot: {lazy_pages: true}\n");
+	struct info fresh;
+	snapshot_then_zero(f, "lazy", &fresh);
+	/* ?verify=1 reads all 32 MiB: every page comes through userfaultfd
+	 * from the lazy-pages daemon. */
+	struct info back;
+	get_info(f, "lazy", &back);
+	cr_assert_eq(back.status, 200, "%ld %s", back.status, back.body);
+	cr_expect_str_eq(back.desc, "restore");
+	cr_expect(back.has_verified && back.verified, "lazily restored memory: %s", back.body);
+	cr_expect_str_eq(back.checksum, fresh.checksum);
+	char log[PATH_MAX];
+	snprintf(log, sizeof(log), "%s/logs/lazy/lazy-2.log", f->data_dir);
+	char *text = harness_read_file(log, NULL);
+	cr_expect(text && strstr(text, "(lazy pages)"), "lazy-2.log does not say lazy pages: %s",
+		  text ? text : "(none)");
+	free(text);
+	FLOED_STOP_OK(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* the snapshot directory removed under floed: a fresh start, no lost request */
+
+Test(snapshot, snapshot_deleted_under_floed_gives_a_fresh_start)
+{
+	struct floed *f =
+		start_snap_floed("endpoints:\n" HARNESS_SIM_EP("gone", SIM_ARGS) TO_ZERO_1S);
+	struct info fresh;
+	snapshot_then_zero(f, "gone", &fresh);
+	char key[KEY_LEN + 1], dir[PATH_MAX], cmd[PATH_MAX + 16];
+	the_key(f, key);
+	snprintf(dir, sizeof(dir), "%s/snapshots/%s", f->data_dir, key);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+	struct info back;
+	get_info(f, "gone", &back);
+	cr_assert_eq(back.status, 200, "%ld %s", back.status, back.body);
+	cr_expect_str_eq(back.desc, "fresh");
+	cr_expect(back.verified, "%s", back.body);
+	/* and a new snapshot replaces it */
+	wait_dumps(f, "gone", 2);
+	cr_expect(key_present(f, key), "no new snapshot under the same key");
+	FLOED_STOP_OK(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* warm_pool_memory caps what pools hold */
+
+Test(snapshot, warm_pool_memory_budget_keeps_the_pool_within_it)
+{
+	/* 32 MiB of engine memory: a 16 MiB budget fits no pool replica. */
+	struct floed *f = start_snap_floed("warm_pool_memory: 16777216\n"
+					   "endpoints:\n" HARNESS_SIM_EP("budget", SIM_ARGS)
+						   TO_ZERO_1S "    warm_pool: {size: 2}\n");
+	struct info fresh;
+	snapshot_then_zero(f, "budget", &fresh);
+	char *log = NULL;
+	bool said = WAIT_UNTIL(
+		((free(log), log = floed_read_log(f)) && strstr(log, "warm_pool_memory")), 10000);
+	free(log);
+	cr_assert(said, "no log line about the warm pool budget");
+	cr_expect_eq(floed_metric0(f, "floe_replicas{endpoint=\"budget\",state=\"warm_pool\"}"), 0);
+	struct info back;
+	get_info(f, "budget", &back);
+	cr_expect_str_eq(back.desc, "restore", "with no pool replica a cold start restores");
+	FLOED_STOP_OK(f);
+}
