@@ -433,6 +433,16 @@ int floe_snapstore_commit(const char *data_dir, const char *tmp_dir,
 	char *final = floe_snapstore_dir(data_dir, meta->key);
 	char *old = NULL;
 	int rc = scan_images(images, meta, err);
+	if (rc == 0) {
+		/* Images reach the disk before the metadata that vouches for
+		 * them: after a power loss a snapshot is whole or absent, never
+		 * metadata over pages that were still in the page cache. */
+		int fd = open(images, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || syncfs(fd) < 0)
+			rc = floe_error_set(err, -errno, "sync %s: %s", images, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
 	if (rc == 0)
 		rc = meta_write(tmp_dir, meta, err);
 	if (rc < 0)
