@@ -232,8 +232,8 @@ void floe__snap_endpoint_load(struct endpoint *ep)
 		}
 		return;
 	}
-	log_info("%s: snapshot %.12s (%.1f MiB, taken %s) will serve cold starts", ep->cfg->name,
-		 m->key, (double)m->image_bytes / 1048576.0, m->source_replica);
+	log_info("%s: snapshot %.12s (%.1f MiB, taken from %s) will serve cold starts",
+		 ep->cfg->name, m->key, (double)m->image_bytes / 1048576.0, m->source_replica);
 	set_snap(ep, m);
 }
 
