@@ -615,8 +615,10 @@ static void restore_start(struct replica *r, bool pool)
 		free(j->work_dir);
 		free(j->cg_name);
 		free(j);
-		if (pool)
+		if (pool) {
 			pool_release(r);
+			ep->pool_failures++; /* bounds the refill retrying from on_replica_gone */
+		}
 		floe__replica_restore_failed(r);
 		return;
 	}
