@@ -383,7 +383,8 @@ struct restore_job {
 	/* results */
 	struct floe_cgroup *cg;
 	pid_t pid, lazy_pid;
-	bool damaged; /* the snapshot is to blame */
+	bool damaged;     /* the snapshot is to blame */
+	bool post_failed; /* our post-restore hook failed: not the snapshot's fault */
 	uint64_t ms;
 	floe_error err;
 	int rc;
@@ -398,6 +399,7 @@ static int restore_post(pid_t root, void *arg)
 	floe_error_clear(&err);
 	if (floe_cgroup_add_tree(j->cg, root, &err) < 0) {
 		log_error("%s", err.msg);
+		j->post_failed = true;
 		return -1;
 	}
 	return 0;
@@ -454,12 +456,14 @@ static void restore_work(uv_work_t *w)
 	if (netns >= 0)
 		close(netns); /* the restored tree holds it now */
 	if (j->rc < 0) {
-		j->damaged = true;
+		j->damaged = !j->post_failed;
 		goto out;
 	}
 	if (j->pool) {
 		j->rc = floe_cgroup_freeze(j->cg, FREEZE_TIMEOUT_MS, &j->err);
 		if (j->rc < 0) {
+			/* Half frozen tasks would not die: thaw, then kill. */
+			floe_cgroup_thaw(j->cg, FREEZE_TIMEOUT_MS, NULL);
 			kill(j->pid, SIGKILL);
 			waitpid(j->pid, NULL, 0);
 			j->pid = -1;
