@@ -1,0 +1,148 @@
+/*
+ * The metering policy (see meter.h for the rules). One pass over the
+ * timeline, a minute at a time: per-state milliseconds accumulate for the
+ * current minute and are turned into rows when the timeline leaves it.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meter.h"
+#include "xalloc.h"
+
+#define MINUTE_MS UINT64_C(60000)
+#define HOUR_MS UINT64_C(3600000)
+
+struct builder {
+	struct floe_meter_row *rows;
+	size_t n, cap;
+	enum floe_meter_rounding rounding;
+	const struct floe_meter_prices *prices;
+	uint64_t minute; /* the minute being accumulated, UINT64_MAX: none */
+	uint64_t ms[FLOE_METER_NSTATES];
+};
+
+static uint64_t cost_micro(uint64_t billable_ms, uint64_t per_hour_micro)
+{
+	/* 128-bit: a year of milliseconds times a large price overflows 64. */
+	unsigned __int128 x = (unsigned __int128)billable_ms * per_hour_micro + HOUR_MS / 2;
+	return (uint64_t)(x / HOUR_MS);
+}
+
+static void flush(struct builder *b)
+{
+	if (b->minute == UINT64_MAX)
+		return;
+	uint64_t total = 0;
+	int most = -1;
+	for (int s = 0; s < FLOE_METER_NSTATES; s++) {
+		total += b->ms[s];
+		if (b->ms[s] > 0 && (most < 0 || b->ms[s] > b->ms[most]))
+			most = s;
+	}
+	if (total == 0) {
+		b->minute = UINT64_MAX;
+		return;
+	}
+	uint64_t billable[FLOE_METER_NSTATES] = { 0 };
+	if (b->rounding == FLOE_ROUND_MINUTE) {
+		uint64_t given = 0;
+		for (int s = 0; s < FLOE_METER_NSTATES; s++) {
+			billable[s] = b->ms[s] * MINUTE_MS / total;
+			given += billable[s];
+		}
+		billable[most] += MINUTE_MS - given;
+	} else {
+		for (int s = 0; s < FLOE_METER_NSTATES; s++)
+			billable[s] = (b->ms[s] + 999) / 1000 * 1000;
+	}
+	for (int s = 0; s < FLOE_METER_NSTATES; s++) {
+		if (b->ms[s] == 0)
+			continue;
+		if (b->n == b->cap) {
+			b->cap = b->cap ? b->cap * 2 : 16;
+			b->rows = xrealloc(b->rows, b->cap * sizeof(*b->rows));
+		}
+		struct floe_meter_row *r = &b->rows[b->n++];
+		memset(r, 0, sizeof(*r));
+		r->minute_ms = b->minute;
+		r->state = (enum floe_meter_state)s;
+		r->ms = b->ms[s];
+		r->billable_ms = billable[s];
+		r->cost_micro =
+			cost_micro(billable[s], b->prices ? b->prices->per_hour_micro[s] : 0);
+	}
+	memset(b->ms, 0, sizeof(b->ms));
+	b->minute = UINT64_MAX;
+}
+
+/* Account [from, to) in state s, across minute boundaries. */
+static void span(struct builder *b, uint64_t from, uint64_t to, enum floe_meter_state s)
+{
+	while (from < to) {
+		uint64_t minute = from - from % MINUTE_MS;
+		if (minute != b->minute) {
+			flush(b);
+			b->minute = minute;
+		}
+		uint64_t end = minute + MINUTE_MS < to ? minute + MINUTE_MS : to;
+		b->ms[s] += end - from;
+		from = end;
+	}
+}
+
+/* The state the timeline is in at t (STOPPED outside it). */
+static enum floe_meter_state state_at(const struct floe_meter_event *ev, size_t n, uint64_t t)
+{
+	enum floe_meter_state st = FLOE_METER_STOPPED;
+	for (size_t i = 0; i < n && ev[i].t_ms <= t; i++)
+		st = ev[i].state;
+	return st;
+}
+
+long floe_meter_replica(const struct floe_meter_event *events, size_t n_events,
+			const struct floe_meter_answer *answers, size_t n_answers, uint64_t now_ms,
+			enum floe_meter_rounding rounding, const struct floe_meter_prices *prices,
+			struct floe_meter_row **rows)
+{
+	*rows = NULL;
+	for (size_t i = 0; i < n_events; i++)
+		if ((i > 0 && events[i].t_ms < events[i - 1].t_ms) ||
+		    (unsigned)events[i].state > FLOE_METER_STOPPED)
+			return -EINVAL;
+	struct builder b = { .rounding = rounding, .prices = prices, .minute = UINT64_MAX };
+	for (size_t i = 0; i < n_events; i++) {
+		if (events[i].state == FLOE_METER_STOPPED)
+			continue;
+		uint64_t to = i + 1 < n_events ? events[i + 1].t_ms : now_ms;
+		if (to > events[i].t_ms)
+			span(&b, events[i].t_ms, to, events[i].state);
+	}
+	flush(&b);
+	/* Answers: the row of the minute and state they were given in; a
+	 * state with no time in that minute (an answer at the very instant of
+	 * a transition) falls back to the minute's row with the most time. */
+	for (size_t a = 0; a < n_answers; a++) {
+		int cls = answers[a].status / 100;
+		if (cls < 1 || cls > 5)
+			continue;
+		uint64_t minute = answers[a].t_ms - answers[a].t_ms % MINUTE_MS;
+		enum floe_meter_state st = state_at(events, n_events, answers[a].t_ms);
+		struct floe_meter_row *hit = NULL, *most = NULL;
+		for (size_t i = 0; i < b.n; i++) {
+			if (b.rows[i].minute_ms != minute)
+				continue;
+			if (b.rows[i].state == st)
+				hit = &b.rows[i];
+			if (!most || b.rows[i].ms > most->ms)
+				most = &b.rows[i];
+		}
+		if (!hit)
+			hit = most;
+		if (hit)
+			hit->requests[cls - 1]++;
+	}
+	*rows = b.rows;
+	return (long)b.n;
+}

@@ -1,0 +1,59 @@
+/*
+ * Helper of the ledger kill test: appends records with keys (WRITER, 1,
+ * seq = 1, 2, ...) forever, commits every N records (and at least every
+ * 2 ms), and after each successful commit prints the highest committed seq
+ * on its own line, flushed: the "acknowledged" stream the test checks after
+ * SIGKILLing it.  Usage: ledger_writer DIR WRITER [N]
+ */
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "clock.h"
+#include "ledger.h"
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s DIR WRITER [N]\n", argv[0]);
+		return 2;
+	}
+	unsigned every = argc > 3 ? (unsigned)atoi(argv[3]) : 8;
+	floe_ledger_options opts = { .dir = argv[1] };
+	floe_ledger *lg;
+	floe_error err;
+	if (floe_ledger_open(&opts, &lg, NULL, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	uint64_t last_commit = floe_now_ms();
+	for (uint32_t seq = 1;; seq++) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 1);
+		msgpack_pack_str(&pk, 3);
+		msgpack_pack_str_body(&pk, "seq", 3);
+		msgpack_pack_uint32(&pk, seq);
+		floe_ledger_key key = { .replica = argv[2], .minute = 1, .seq = seq };
+		int rc = floe_ledger_append(lg, &key, sb.data, sb.size, NULL);
+		msgpack_sbuffer_destroy(&sb);
+		if (rc != 0) {
+			fprintf(stderr, "append %u: %d\n", seq, rc);
+			return 1;
+		}
+		if (seq % every == 0 || floe_now_ms() - last_commit >= 2) {
+			if (floe_ledger_commit(lg) != 0) {
+				fprintf(stderr, "commit %u failed\n", seq);
+				return 1;
+			}
+			last_commit = floe_now_ms();
+			printf("%u\n", seq);
+			fflush(stdout);
+			/* Spread the run over time so kills land at every stage. */
+			nanosleep(&(struct timespec){ 0, 500 * 1000 }, NULL);
+		}
+	}
+}
