@@ -103,15 +103,10 @@ static void provide_cuda_checkpoint(struct floe_activator *a)
 {
 	if (access("/dev/nvidiactl", F_OK) != 0)
 		return;
+	char found[PATH_MAX];
+	if (floe_find_executable("cuda-checkpoint", NULL, found, sizeof(found)) == 0)
+		return; /* NVIDIA's own */
 	const char *path = getenv("PATH");
-	char dirs[4096], probe[4200];
-	snprintf(dirs, sizeof(dirs), "%s", path ? path : "");
-	char *save = NULL;
-	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		snprintf(probe, sizeof(probe), "%s/cuda-checkpoint", d);
-		if (access(probe, X_OK) == 0)
-			return; /* NVIDIA's own */
-	}
 	char *tool = xstrdup(a->init_path); /* BINDIR/floe-init */
 	char *slash = strrchr(tool, '/');
 	if (slash)

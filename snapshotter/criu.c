@@ -28,15 +28,10 @@
 #include <unistd.h>
 
 #include "criu.h"
+#include "fsutil.h"
 #include "log.h"
 
 extern char **environ;
-
-static bool is_executable(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
 
 /* $FLOE_CRIU, else the first criu in PATH, /usr/local/sbin, /usr/sbin. */
 static bool find_criu(char *out, size_t size)
@@ -44,21 +39,12 @@ static bool find_criu(char *out, size_t size)
 	const char *env = getenv("FLOE_CRIU");
 	if (env && *env) {
 		snprintf(out, size, "%s", env);
-		return is_executable(out);
+		return floe_is_executable(out);
 	}
 	const char *path = getenv("PATH");
 	char dirs[4096];
 	snprintf(dirs, sizeof(dirs), "%s:/usr/local/sbin:/usr/sbin:/sbin", path ? path : "");
-	char *save = NULL;
-	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		if (!*d)
-			continue;
-		snprintf(out, size, "%s/criu", d);
-		if (is_executable(out))
-			return true;
-	}
-	out[0] = '\0';
-	return false;
+	return floe_find_executable("criu", dirs, out, size) == 0;
 }
 
 #ifdef FLOE_HAVE_CRIU
@@ -134,17 +120,8 @@ void floe_criu_probe(struct floe_criu_caps *caps)
 		if (access(plugin, R_OK) == 0)
 			have_plugin = true;
 	}
-	char tool[PATH_MAX] = "";
-	const char *path = getenv("PATH");
-	char dirs[4096];
-	snprintf(dirs, sizeof(dirs), "%s", path ? path : "/usr/bin:/bin");
-	char *save = NULL;
-	bool have_tool = false;
-	for (char *d = strtok_r(dirs, ":", &save); d && !have_tool;
-	     d = strtok_r(NULL, ":", &save)) {
-		snprintf(tool, sizeof(tool), "%s/cuda-checkpoint", d);
-		have_tool = is_executable(tool);
-	}
+	char tool[PATH_MAX];
+	bool have_tool = floe_find_executable("cuda-checkpoint", NULL, tool, sizeof(tool)) == 0;
 	bool have_gpu = access("/dev/nvidiactl", F_OK) == 0;
 	caps->gpu = have_plugin && have_tool && have_gpu;
 	if (!caps->gpu)

@@ -95,17 +95,9 @@ static void hash_executable(struct floe_sha256 *h, const char *cmd)
 		hash_file_identity(h, cmd);
 		return;
 	}
-	const char *path = getenv("PATH");
-	char dirs[4096], full[PATH_MAX];
-	snprintf(dirs, sizeof(dirs), "%s", path ? path : "/usr/bin:/bin");
-	char *save = NULL;
-	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		snprintf(full, sizeof(full), "%s/%s", d, cmd);
-		if (access(full, X_OK) == 0) {
-			hash_file_identity(h, full);
-			return;
-		}
-	}
+	char full[PATH_MAX];
+	if (floe_find_executable(cmd, NULL, full, sizeof(full)) == 0)
+		hash_file_identity(h, full);
 }
 
 static int kv_cmp(const void *a, const void *b)

@@ -4,6 +4,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -144,4 +145,31 @@ int floe_dir_bytes(const char *dir, uint64_t *bytes)
 	}
 	closedir(d);
 	return 0;
+}
+
+bool floe_is_executable(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+int floe_find_executable(const char *name, const char *dirs, char *out, size_t size)
+{
+	if (!dirs) {
+		dirs = getenv("PATH");
+		if (!dirs)
+			dirs = "/usr/bin:/bin";
+	}
+	for (const char *d = dirs; *d;) {
+		size_t len = strcspn(d, ":");
+		if (len > 0 && (size_t)snprintf(out, size, "%.*s/%s", (int)len, d, name) < size &&
+		    floe_is_executable(out))
+			return 0;
+		d += len;
+		if (*d == ':')
+			d++;
+	}
+	if (size)
+		out[0] = '\0';
+	return -ENOENT;
 }

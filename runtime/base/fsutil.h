@@ -2,6 +2,7 @@
 #ifndef FLOE_FSUTIL_H
 #define FLOE_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,6 +24,16 @@ int floe_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 /** Read a whole (small) file into a malloc'd buffer. Returns 0 or -errno
  *  (-EFBIG past max bytes). */
 int floe_read_file(const char *path, size_t max, char **data, size_t *len);
+
+/** True when path is a regular file this process may execute. */
+bool floe_is_executable(const char *path);
+
+/**
+ * Find name the way execvp would: the first DIR/name, DIR taken in order
+ * from the colon-separated dirs (NULL: $PATH), that is an executable
+ * regular file. Returns 0 with out filled, or -ENOENT (out empty).
+ */
+int floe_find_executable(const char *name, const char *dirs, char *out, size_t size);
 
 /** Sum of the sizes of the regular files in dir (not recursive). */
 int floe_dir_bytes(const char *dir, uint64_t *bytes);
