@@ -385,6 +385,16 @@ struct restore_job {
 	int rc;
 };
 
+static void restore_job_free(struct restore_job *j)
+{
+	floe_snapshot_meta_free(&j->meta);
+	free(j->data_dir);
+	free(j->criu_path);
+	free(j->work_dir);
+	free(j->cg_name);
+	free(j);
+}
+
 static int restore_post(pid_t root, void *arg)
 {
 	struct restore_job *j = arg;
@@ -571,12 +581,7 @@ static void restore_done(uv_work_t *w, int status)
 		floe__replica_restore_failed(r);
 	}
 	floe__replica_unref(r);
-	floe_snapshot_meta_free(&j->meta);
-	free(j->data_dir);
-	free(j->criu_path);
-	free(j->work_dir);
-	free(j->cg_name);
-	free(j);
+	restore_job_free(j);
 	floe__endpoint_dispatch(ep);
 }
 
@@ -608,12 +613,7 @@ static void restore_start(struct replica *r, bool pool)
 	if (rc < 0) {
 		/* Not the snapshot's fault (no fds, a full disk): start fresh. */
 		log_error("%s: restore of %s: %s", ep->cfg->name, r->id, err.msg);
-		floe_snapshot_meta_free(&j->meta);
-		free(j->data_dir);
-		free(j->criu_path);
-		free(j->work_dir);
-		free(j->cg_name);
-		free(j);
+		restore_job_free(j);
 		if (pool) {
 			pool_release(r);
 			ep->pool_failures++; /* bounds the refill retrying from on_replica_gone */
