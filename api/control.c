@@ -74,16 +74,6 @@ static json_t *json_str_or_null(const char *s)
 
 /* --- routing -------------------------------------------------------------- */
 
-static bool is_key(const char *s, size_t len)
-{
-	if (len != FLOE_SNAPSHOT_KEY_LEN)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 /*
  * Split the request target into a route, the rest of the path after
  * /v2/snapshots/ (*rest, *rest_len) and the query (*query, NULL if none).
@@ -465,7 +455,7 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 			method_not_allowed(c, ALLOW_ONE);
 			return;
 		}
-		if (!is_key(rest, rest_len)) {
+		if (!floe_snapshot_key_valid(rest, rest_len)) {
 			floe_conn_error(c, 404, "not_found",
 					"no such snapshot (a key is 64 lowercase hex digits)",
 					NULL);

@@ -157,9 +157,8 @@ char *floe_snapstore_images(const char *data_dir, const char *key)
 	return xasprintf("%s/snapshots/%s/images", data_dir, key);
 }
 
-static bool is_key(const char *s)
+bool floe_snapshot_key_valid(const char *s, size_t n)
 {
-	size_t n = strlen(s);
 	if (n != FLOE_SNAPSHOT_KEY_LEN)
 		return false;
 	for (size_t i = 0; i < n; i++)
@@ -364,7 +363,8 @@ static int meta_parse(const char *data, size_t len, struct floe_snapshot_meta *m
 		if (!ok)
 			goto out;
 	}
-	if (version != META_VERSION || !is_key(m->key) || m->n_files == 0)
+	if (version != META_VERSION || !floe_snapshot_key_valid(m->key, strlen(m->key)) ||
+	    m->n_files == 0)
 		goto out;
 	rc = 0;
 out:
@@ -623,7 +623,7 @@ int floe_snapstore_quarantine(const char *data_dir, const char *key, const char 
 
 int floe_snapstore_remove(const char *data_dir, const char *key, floe_error *err)
 {
-	if (!is_key(key))
+	if (!floe_snapshot_key_valid(key, strlen(key)))
 		return floe_error_set(err, -ENOENT, "no snapshot %s", key);
 	char *dir = floe_snapstore_dir(data_dir, key);
 	struct stat st;
@@ -657,7 +657,7 @@ int floe_snapstore_list(const char *data_dir, struct floe_snapshot_meta **metas,
 	size_t cap = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		if (!is_key(e->d_name))
+		if (!floe_snapshot_key_valid(e->d_name, strlen(e->d_name)))
 			continue;
 		struct floe_snapshot_meta m;
 		floe_error err = { 0 };

@@ -62,6 +62,9 @@ void floe_snapshot_meta_copy(struct floe_snapshot_meta *dst, const struct floe_s
 void floe_snapshot_key(const struct floe_endpoint_config *cfg, const char *init_path,
 		       char key[FLOE_SNAPSHOT_KEY_LEN + 1]);
 
+/** True for a well-formed key: exactly 64 lowercase hex digits (safe as a path part). */
+bool floe_snapshot_key_valid(const char *s, size_t n);
+
 /** Create DATA/snapshots (and its .tmp and quarantine), removing leftover .tmp dumps. */
 int floe_snapstore_init(const char *data_dir, floe_error *err);
 
