@@ -194,6 +194,8 @@ static bool snapshot_trusted(struct endpoint *ep, const struct floe_snapshot_met
 	return true;
 }
 
+static void quarantine_queue(struct endpoint *ep, const char *key, const char *reason);
+
 /* At start and when the definition changes: this endpoint's key, and the
  * snapshot under it if there is a good one (small reads, on the loop). */
 void floe__snap_endpoint_load(struct endpoint *ep)
@@ -221,9 +223,7 @@ void floe__snap_endpoint_load(struct endpoint *ep)
 			log_warn("%s: snapshot %.12s not used: %s; quarantined, the next fresh "
 				 "replica takes a new one",
 				 ep->cfg->name, ep->snap_key, err.msg);
-			floe_error_clear(&err);
-			if (floe_snapstore_quarantine(a->data_dir, ep->snap_key, err.msg, &err) < 0)
-				log_warn("%s: %s", ep->cfg->name, err.msg);
+			quarantine_queue(ep, ep->snap_key, err.msg);
 		}
 		return;
 	}
@@ -292,6 +292,19 @@ static void quarantine_done(uv_work_t *w, int status)
 
 /* Stop using the snapshot under key (if it is still the current one) and
  * move it aside, with the reason next to it for whoever investigates. */
+/* Move the snapshot aside off the loop: quarantine also trims older
+ * quarantined snapshots, whole image directories. */
+static void quarantine_queue(struct endpoint *ep, const char *key, const char *reason)
+{
+	struct quarantine_job *j = xcalloc(1, sizeof(*j));
+	j->ep = ep;
+	snprintf(j->key, sizeof(j->key), "%s", key);
+	j->reason = xstrdup(reason);
+	floe_error_clear(&j->err);
+	ep->snap_jobs++;
+	uv_queue_work(ep->act->loop, &j->work, quarantine_work, quarantine_done);
+}
+
 static void snapshot_quarantine(struct endpoint *ep, const char *key, const char *reason)
 {
 	if (!ep->snap || strcmp(ep->snap->key, key) != 0)
@@ -301,13 +314,7 @@ static void snapshot_quarantine(struct endpoint *ep, const char *key, const char
 		  ep->cfg->name, key, reason);
 	set_snap(ep, NULL);
 	ep->snap_retry_ms = 0;
-	struct quarantine_job *j = xcalloc(1, sizeof(*j));
-	j->ep = ep;
-	snprintf(j->key, sizeof(j->key), "%s", key);
-	j->reason = xstrdup(reason);
-	floe_error_clear(&j->err);
-	ep->snap_jobs++;
-	uv_queue_work(ep->act->loop, &j->work, quarantine_work, quarantine_done);
+	quarantine_queue(ep, key, reason);
 }
 
 void floe_activator_snapshot_removed(struct floe_activator *a, const char *key)

@@ -799,3 +799,46 @@ Test(snapshot, warm_pool_memory_budget_keeps_the_pool_within_it)
 	cr_expect_str_eq(back.desc, "restore", "with no pool replica a cold start restores");
 	FLOED_STOP_OK(f);
 }
+
+/* ------------------------------------------------------------------ */
+/* damaged metadata found when floed loads the snapshot: quarantined, with why */
+
+static int log_count(struct floed *f, const char *needle)
+{
+	char *log = floed_read_log(f);
+	int n = 0;
+	for (const char *p = log; p && (p = strstr(p, needle)); p++)
+		n++;
+	free(log);
+	return n;
+}
+
+Test(snapshot, damaged_metadata_at_load_is_quarantined_with_its_reason)
+{
+	struct floed *f =
+		start_snap_floed("endpoints:\n" HARNESS_SIM_EP("meta", SIM_ARGS) TO_ZERO_1S);
+	struct info fresh;
+	snapshot_then_zero(f, "meta", &fresh);
+	char key[KEY_LEN + 1], path[PATH_MAX];
+	the_key(f, key);
+	snprintf(path, sizeof(path), "%s/snapshots/%s/meta.msgpack", f->data_dir, key);
+	FILE *m = fopen(path, "r+");
+	cr_assert_not_null(m);
+	cr_assert_eq(fputs("garbage", m) >= 0, true);
+	fclose(m);
+	/* Away to another definition and back: floed loads the snapshot again. */
+	floed_reload(f, "endpoints:\n" HARNESS_SIM_EP("meta", SIM_ARGS ", \"--model\", \"b\"")
+				TO_ZERO_1S);
+	cr_assert(WAIT_UNTIL(log_count(f, "configuration reloaded") == 1, 10000));
+	floed_reload(f, "endpoints:\n" HARNESS_SIM_EP("meta", SIM_ARGS) TO_ZERO_1S);
+	cr_assert(WAIT_UNTIL(log_count(f, "configuration reloaded") == 2, 10000));
+	char reason[512] = "";
+	cr_assert(WAIT_UNTIL(quarantined(f, key, reason, sizeof(reason)), 10000),
+		  "damaged snapshot %s not quarantined", key);
+	cr_expect(strstr(reason, "metadata") != NULL, "REASON says why: \"%s\"", reason);
+	struct info back;
+	get_info(f, "meta", &back);
+	cr_assert_eq(back.status, 200, "%ld %s", back.status, back.body);
+	cr_expect_str_eq(back.desc, "fresh");
+	FLOED_STOP_OK(f);
+}
