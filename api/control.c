@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "activator.h"
+#include "control-internal.h"
 #include "control.h"
 #include "log.h"
 #include "store.h"
@@ -16,6 +17,7 @@
 
 #define JSON_TYPE "application/json"
 #define SNAP_PREFIX "/v2/snapshots"
+#define BILLING_PREFIX "/v2/billing/"
 #define ALLOW_GET "Allow: GET, HEAD\r\n"
 #define ALLOW_ONE "Allow: GET, HEAD, DELETE\r\n"
 
@@ -26,23 +28,31 @@ enum route {
 	ROUTE_SNAP_CAPS, /* /v2/snapshots/capabilities */
 	ROUTE_SNAP_LIST, /* /v2/snapshots */
 	ROUTE_SNAP_ONE,  /* /v2/snapshots/ANYTHING-ELSE (a key, or a 404) */
+	ROUTE_BILLING,   /* /v2/billing/... (billing.c) */
 };
 
 /* --- responses ------------------------------------------------------------ */
 
+void floe__ctl_respond(struct floe_conn *c, int status, const char *content_type,
+		       const char *extra_headers, const char *body, size_t len, bool head_only)
+{
+	bool keep_alive = floe_conn_keep_alive(c);
+	struct floe_buf head = FLOE_BUF_INIT;
+	floe_buf_printf(
+		&head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+		status, floe_http_reason(status), content_type, len,
+		extra_headers ? extra_headers : "", keep_alive ? "" : "Connection: close\r\n");
+	uv_buf_t b[2] = { uv_buf_init(head.data, (unsigned)head.len),
+			  uv_buf_init((char *)body, head_only ? 0 : (unsigned)len) };
+	floe_conn_writev(c, b, 2);
+	floe_buf_destroy(&head);
+	floe_conn_finish(c, keep_alive);
+}
+
 static void respond(struct floe_conn *c, int status, const char *content_type, const char *body,
 		    size_t len, bool head_only)
 {
-	bool keep_alive = floe_conn_keep_alive(c);
-	char head[256];
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-			 status, floe_http_reason(status), content_type, len,
-			 keep_alive ? "" : "Connection: close\r\n");
-	uv_buf_t b[2] = { uv_buf_init(head, (unsigned)n),
-			  uv_buf_init((char *)body, head_only ? 0 : (unsigned)len) };
-	floe_conn_writev(c, b, 2);
-	floe_conn_finish(c, keep_alive);
+	floe__ctl_respond(c, status, content_type, NULL, body, len, head_only);
 }
 
 /* RFC 9110 15.3.5: a 204 carries neither a body nor a Content-Length. */
@@ -92,6 +102,12 @@ static enum route route_of(const char *url, const char **rest, size_t *rest_len,
 		return ROUTE_HEALTHZ;
 	if (plen == 8 && memcmp(url, "/metrics", 8) == 0)
 		return ROUTE_METRICS;
+	size_t bpre = strlen(BILLING_PREFIX);
+	if (plen > bpre && memcmp(url, BILLING_PREFIX, bpre) == 0) {
+		*rest = url + bpre;
+		*rest_len = plen - bpre;
+		return ROUTE_BILLING;
+	}
 	size_t pre = strlen(SNAP_PREFIX);
 	if (plen < pre || memcmp(url, SNAP_PREFIX, pre) != 0)
 		return ROUTE_NONE;
@@ -190,15 +206,9 @@ enum snap_op {
 	OP_DELETE
 };
 
-/* One request's trip through the thread pool. The connection may close
- * meanwhile: on_abort clears conn, and the job is still freed only in
- * snap_done (a uv_work_t cannot be taken back once it runs). */
 struct snap_job {
-	uv_work_t work;
-	struct floe_control *ctl;
-	struct floe_conn *conn; /* NULL once the client has gone */
+	struct ctl_job job; /* first: the pool's callbacks see a struct ctl_job */
 	enum snap_op op;
-	bool head_only;
 	char *data_dir;
 	char *endpoint; /* OP_LIST filter, or NULL */
 	char key[FLOE_SNAPSHOT_KEY_LEN + 1];
@@ -318,9 +328,9 @@ static void snap_delete(struct snap_job *j)
 	j->status = 204;
 }
 
-static void snap_work(uv_work_t *w)
+static void snap_work(struct ctl_job *job)
 {
-	struct snap_job *j = container_of(w, struct snap_job, work);
+	struct snap_job *j = (struct snap_job *)job;
 	switch (j->op) {
 	case OP_LIST: snap_list(j); break;
 	case OP_GET: snap_get(j); break;
@@ -336,9 +346,9 @@ static void snap_job_free(struct snap_job *j)
 	free(j);
 }
 
-static void snap_done(uv_work_t *w, int status)
+static void snap_done(struct ctl_job *job, int status)
 {
-	struct snap_job *j = container_of(w, struct snap_job, work);
+	struct snap_job *j = (struct snap_job *)job;
 	if (status < 0) {
 		floe_error_set(&j->err, status, "snapshot request not run: %s",
 			       uv_strerror(status));
@@ -348,18 +358,19 @@ static void snap_done(uv_work_t *w, int status)
 		log_info("snapshot %.12s deleted through the control plane", j->key);
 		/* Before the answer, so that once a client sees 204 no cold start
 		 * tries to restore from the files that are gone. */
-		floe_activator_snapshot_removed(j->ctl->act, j->key);
+		floe_activator_snapshot_removed(j->job.ctl->act, j->key);
 	} else if (j->status >= 500) {
 		log_warn("%s", j->err.msg);
 	}
-	struct floe_conn *c = j->conn;
+	struct floe_conn *c = j->job.conn;
 	if (c) {
 		if (j->status >= 400)
 			floe_conn_error(c, j->status, j->err_type, j->err.msg, NULL);
 		else if (j->status == 204)
 			respond_no_content(c);
 		else
-			respond(c, j->status, JSON_TYPE, j->body, strlen(j->body), j->head_only);
+			respond(c, j->status, JSON_TYPE, j->body, strlen(j->body),
+				j->job.head_only);
 	}
 	snap_job_free(j);
 }
@@ -367,14 +378,37 @@ static void snap_done(uv_work_t *w, int status)
 static void snap_queue(struct floe_conn *c, struct snap_job *j)
 {
 	struct floe_control *ctl = c->server->data;
-	j->ctl = ctl;
-	j->conn = c;
 	j->data_dir = xstrdup(floe_activator_data_dir(ctl->act));
 	floe_error_clear(&j->err);
-	int rc = uv_queue_work(c->server->loop, &j->work, snap_work, snap_done);
+	j->job.run = snap_work;
+	j->job.finish = snap_done;
+	floe__ctl_job_queue(c, &j->job);
+}
+
+/* --- thread-pool jobs ----------------------------------------------------- */
+
+static void job_work(uv_work_t *w)
+{
+	struct ctl_job *j = container_of(w, struct ctl_job, work);
+	j->run(j);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+	struct ctl_job *j = container_of(w, struct ctl_job, work);
+	if (j->conn)
+		j->conn->exchange = NULL;
+	j->finish(j, status);
+}
+
+void floe__ctl_job_queue(struct floe_conn *c, struct ctl_job *j)
+{
+	j->ctl = c->server->data;
+	j->conn = c;
+	int rc = uv_queue_work(c->server->loop, &j->work, job_work, job_done);
 	if (rc < 0) {
-		snap_job_free(j);
-		floe_conn_error(c, 500, "internal_error", uv_strerror(rc), NULL);
+		/* finish answers the client and frees: tell it why nothing ran */
+		j->finish(j, rc);
 		return;
 	}
 	c->exchange = j;
@@ -382,7 +416,7 @@ static void snap_queue(struct floe_conn *c, struct snap_job *j)
 
 /* --- handler -------------------------------------------------------------- */
 
-static void method_not_allowed(struct floe_conn *c, const char *allow)
+void floe__ctl_method_not_allowed(struct floe_conn *c, const char *allow)
 {
 	char msg[64];
 	snprintf(msg, sizeof(msg), "method not allowed here; allowed: %.*s",
@@ -398,23 +432,29 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 	const char *rest, *query;
 	size_t rest_len;
 	enum route route = route_of(floe_http_msg_url(msg), &rest, &rest_len, &query);
-	if (route >= ROUTE_SNAP_CAPS && !ctl->act)
+	if (route >= ROUTE_SNAP_CAPS && route <= ROUTE_SNAP_ONE && !ctl->act)
+		route = ROUTE_NONE;
+	if (route == ROUTE_BILLING && !ctl->usage)
 		route = ROUTE_NONE;
 	/* Each route answers at once or from the thread pool; a request body
 	 * (none is expected) is not read: floe_conn_finish then closes the
 	 * connection instead of keeping it out of step. */
 	switch (route) {
 	case ROUTE_NONE: break;
+	case ROUTE_BILLING:
+		if (floe__billing_route(c, msg, rest, rest_len, query))
+			return;
+		break;
 	case ROUTE_HEALTHZ:
 		if (!get) {
-			method_not_allowed(c, ALLOW_GET);
+			floe__ctl_method_not_allowed(c, ALLOW_GET);
 			return;
 		}
 		respond(c, 200, JSON_TYPE, "{\"status\":\"ok\"}", 15, head_only);
 		return;
 	case ROUTE_METRICS: {
 		if (!get) {
-			method_not_allowed(c, ALLOW_GET);
+			floe__ctl_method_not_allowed(c, ALLOW_GET);
 			return;
 		}
 		struct floe_buf out = FLOE_BUF_INIT;
@@ -426,14 +466,14 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 	}
 	case ROUTE_SNAP_CAPS:
 		if (!get) {
-			method_not_allowed(c, ALLOW_GET);
+			floe__ctl_method_not_allowed(c, ALLOW_GET);
 			return;
 		}
 		snap_capabilities(c, ctl->act, head_only);
 		return;
 	case ROUTE_SNAP_LIST: {
 		if (!get) {
-			method_not_allowed(c, ALLOW_GET);
+			floe__ctl_method_not_allowed(c, ALLOW_GET);
 			return;
 		}
 		char *endpoint = NULL;
@@ -445,14 +485,14 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		}
 		struct snap_job *j = xcalloc(1, sizeof(*j));
 		j->op = OP_LIST;
-		j->head_only = head_only;
+		j->job.head_only = head_only;
 		j->endpoint = endpoint;
 		snap_queue(c, j);
 		return;
 	}
 	case ROUTE_SNAP_ONE: {
 		if (!get && msg->method != HTTP_DELETE) {
-			method_not_allowed(c, ALLOW_ONE);
+			floe__ctl_method_not_allowed(c, ALLOW_ONE);
 			return;
 		}
 		if (!floe_snapshot_key_valid(rest, rest_len)) {
@@ -463,7 +503,7 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		}
 		struct snap_job *j = xcalloc(1, sizeof(*j));
 		j->op = get ? OP_GET : OP_DELETE;
-		j->head_only = head_only;
+		j->job.head_only = head_only;
 		memcpy(j->key, rest, FLOE_SNAPSHOT_KEY_LEN);
 		snap_queue(c, j);
 		return;
@@ -472,11 +512,12 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 	floe_conn_error(c, 404, "not_found", "no such route on the control plane", NULL);
 }
 
-/* The client went away (or floed is closing it) while a snapshot request was
- * on the thread pool: the job finishes there and answers no one. */
+/* The client went away (or floed is closing it) while a request was on the
+ * thread pool: the job finishes there and answers no one (a uv_work_t cannot
+ * be taken back once it runs). */
 static void control_on_abort(struct floe_conn *c)
 {
-	struct snap_job *j = c->exchange;
+	struct ctl_job *j = c->exchange;
 	if (j)
 		j->conn = NULL;
 }

@@ -7,10 +7,12 @@
  *   GET    /v2/snapshots[?endpoint=N]  {"items":[...]} sorted by endpoint, then age
  *   GET    /v2/snapshots/KEY           one item (404 unknown or malformed KEY)
  *   DELETE /v2/snapshots/KEY           204; the runtime stops restoring from it
+ *   GET    /v2/billing/usage.csv       usage as RFC 4180 CSV (docs/billing.md)
+ *   GET    /v2/billing/summary         usage per endpoint, JSON
  *
  * HEAD is accepted wherever GET is; other methods get 405 with Allow. Errors
  * are floe's JSON errors ({"error":{"message","type","code"}}). Reading and
- * removing snapshots touches the disk, so it runs on libuv's thread pool.
+ * removing snapshots and reading the ledger touch the disk, so it runs on libuv's thread pool.
  * (The later endpoint API of Hugging Face Inference Endpoints grows here.)
  */
 #ifndef FLOE_CONTROL_H
@@ -20,10 +22,12 @@
 #include "server.h"
 
 struct floe_activator;
+struct floe_usage;
 
 struct floe_control {
 	struct floe_metrics *metrics; /* not owned */
 	struct floe_activator *act;   /* not owned; NULL: the /v2/snapshots routes answer 404 */
+	struct floe_usage *usage;     /* not owned; NULL: the /v2/billing routes answer 404 */
 };
 
 /** Handler for floe_server_listen; set server->data to a struct floe_control. */

@@ -92,17 +92,8 @@ static void span(struct builder *b, uint64_t from, uint64_t to, enum floe_meter_
 	}
 }
 
-/* The state the timeline is in at t (STOPPED outside it). */
-static enum floe_meter_state state_at(const struct floe_meter_event *ev, size_t n, uint64_t t)
-{
-	enum floe_meter_state st = FLOE_METER_STOPPED;
-	for (size_t i = 0; i < n && ev[i].t_ms <= t; i++)
-		st = ev[i].state;
-	return st;
-}
-
 long floe_meter_replica(const struct floe_meter_event *events, size_t n_events,
-			const struct floe_meter_answer *answers, size_t n_answers, uint64_t now_ms,
+			const struct floe_meter_answers *answers, size_t n_answers, uint64_t now_ms,
 			enum floe_meter_rounding rounding, const struct floe_meter_prices *prices,
 			struct floe_meter_row **rows)
 {
@@ -120,20 +111,26 @@ long floe_meter_replica(const struct floe_meter_event *events, size_t n_events,
 			span(&b, events[i].t_ms, to, events[i].state);
 	}
 	flush(&b);
-	/* Answers: the row of the minute and state they were given in; a
-	 * state with no time in that minute (an answer at the very instant of
-	 * a transition) falls back to the minute's row with the most time. */
+	/* Answers: the row of their minute and state; a state with no time in
+	 * that minute (counts for the very instant of a transition) falls back
+	 * to the minute's row with the most time. Rows are in minute order, so
+	 * the minute is found by binary search: an export meters every replica
+	 * of a month, some with many answered minutes. */
 	for (size_t a = 0; a < n_answers; a++) {
-		int cls = answers[a].status / 100;
-		if (cls < 1 || cls > 5)
+		if ((unsigned)answers[a].state >= FLOE_METER_NSTATES)
 			continue;
-		uint64_t minute = answers[a].t_ms - answers[a].t_ms % MINUTE_MS;
-		enum floe_meter_state st = state_at(events, n_events, answers[a].t_ms);
+		uint64_t minute = answers[a].minute_ms - answers[a].minute_ms % MINUTE_MS;
+		size_t lo = 0, hi = b.n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (b.rows[mid].minute_ms < minute)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
 		struct floe_meter_row *hit = NULL, *most = NULL;
-		for (size_t i = 0; i < b.n; i++) {
-			if (b.rows[i].minute_ms != minute)
-				continue;
-			if (b.rows[i].state == st)
+		for (size_t i = lo; i < b.n && b.rows[i].minute_ms == minute; i++) {
+			if (b.rows[i].state == answers[a].state)
 				hit = &b.rows[i];
 			if (!most || b.rows[i].ms > most->ms)
 				most = &b.rows[i];
@@ -141,7 +138,8 @@ long floe_meter_replica(const struct floe_meter_event *events, size_t n_events,
 		if (!hit)
 			hit = most;
 		if (hit)
-			hit->requests[cls - 1]++;
+			for (int c = 0; c < 5; c++)
+				hit->requests[c] += answers[a].requests[c];
 	}
 	*rows = b.rows;
 	return (long)b.n;

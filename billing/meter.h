@@ -46,10 +46,15 @@ struct floe_meter_event {
 	enum floe_meter_state state;
 };
 
-/** A request answered by the replica at t_ms with an HTTP status. */
-struct floe_meter_answer {
-	uint64_t t_ms;
-	int status;
+/**
+ * Requests the replica answered in one UTC minute while in one state, by
+ * status class (1xx..5xx): floed counts answers per minute and state, it
+ * does not record each one.
+ */
+struct floe_meter_answers {
+	uint64_t minute_ms; /* start of the UTC minute (a multiple of 60,000) */
+	enum floe_meter_state state;
+	uint32_t requests[5];
 };
 
 /** Price per hour of each state, in millionths of the currency (0: free). */
@@ -69,13 +74,17 @@ struct floe_meter_row {
 /**
  * Meter one replica. events: in time order, the first is its start, the
  * last FLOE_METER_STOPPED (a timeline still running is metered up to
- * now_ms instead). Answers are counted in the minute they were given, on
- * the row of the state the replica was in then. Rows come out in time,
- * then state order; *rows is malloc'd. Returns the row count, or -EINVAL
- * for events out of order.
+ * now_ms instead). answers (any order; several entries for one minute and
+ * state add up) go to the row of their minute and state; if that row has
+ * no time (counts for the instant of a transition), to the minute's row
+ * with the most time (ties: the earlier state); if the minute has no row at
+ * all (outside the timeline), they are dropped. minute_ms that is not a
+ * whole minute counts in the minute it falls in. Rows come out in time,
+ * then state order; *rows is malloc'd (NULL when there are none). Returns
+ * the row count, or -EINVAL for events out of order or an unknown state.
  */
 long floe_meter_replica(const struct floe_meter_event *events, size_t n_events,
-			const struct floe_meter_answer *answers, size_t n_answers, uint64_t now_ms,
+			const struct floe_meter_answers *answers, size_t n_answers, uint64_t now_ms,
 			enum floe_meter_rounding rounding, const struct floe_meter_prices *prices,
 			struct floe_meter_row **rows);
 

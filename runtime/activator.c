@@ -93,8 +93,41 @@ static uint32_t *state_counter(struct endpoint *ep, enum replica_state st)
 	}
 }
 
+/* What a replica state is billed as. A replica asked to stop is still
+ * running its engine until it exits: draining. */
+static enum floe_meter_state meter_state(enum replica_state st)
+{
+	switch (st) {
+	case REPLICA_STARTING: return FLOE_METER_INITIALIZING;
+	case REPLICA_READY: return FLOE_METER_RUNNING;
+	case REPLICA_DRAINING:
+	case REPLICA_STOPPING: return FLOE_METER_DRAINING;
+	case REPLICA_WARM: return FLOE_METER_WARM_POOL;
+	case REPLICA_DEAD: break;
+	}
+	return FLOE_METER_STOPPED;
+}
+
+static void replica_meter(struct endpoint *ep, struct replica *r, enum replica_state st)
+{
+	struct floe_usage *u = ep->act->usage;
+	enum floe_meter_state ms = meter_state(st);
+	if (!u)
+		return;
+	if (!r->usage) {
+		/* The first state of a replica starts its timeline. */
+		if (ms != FLOE_METER_STOPPED)
+			r->usage = floe_usage_replica_start(u, ep->cfg, r->id, ms);
+		return;
+	}
+	floe_usage_replica_state(r->usage, ms);
+	if (ms == FLOE_METER_STOPPED)
+		r->usage = NULL; /* freed by the call */
+}
+
 void floe__endpoint_set_state(struct endpoint *ep, struct replica *r, enum replica_state st)
 {
+	replica_meter(ep, r, st);
 	uint32_t *old = r->counted ? state_counter(ep, r->state) : NULL;
 	if (old)
 		(*old)--;
@@ -145,6 +178,10 @@ void floe__req_complete(struct floe_req *req, int status)
 		ep->in_flight--;
 		struct replica *r = req->r;
 		req->r = NULL;
+		/* Only what the engine answered counts (req->status is its status
+		 * line); refusals and timeouts of floed's own are not its work. */
+		if (r->usage && req->status > 0)
+			floe_usage_replica_answer(r->usage, req->status);
 		if (r->state == REPLICA_DRAINING && r->in_flight == 0)
 			floe__replica_drain(r); /* last one out stops it */
 		else if (r->snap_wait && r->in_flight == 0)
@@ -752,11 +789,48 @@ const struct floe_server_handler floe_activator_handler = {
 
 /* --- endpoints ------------------------------------------------------------ */
 
+static struct seq_memo *seq_memo_find(struct floe_activator *a, const char *name)
+{
+	for (size_t i = 0; i < a->n_seq_memo; i++)
+		if (strcmp(a->seq_memo[i].name, name) == 0)
+			return &a->seq_memo[i];
+	return NULL;
+}
+
+/* The replica number an endpoint called name continues from: that of an
+ * earlier endpoint of the name, still draining or long gone. */
+static uint32_t seq_continue(struct floe_activator *a, const char *name)
+{
+	struct seq_memo *m = seq_memo_find(a, name);
+	uint32_t seq = m ? m->seq : 0;
+	struct floe_list *pos;
+	floe_list_for_each(pos, &a->endpoints) {
+		struct endpoint *old = container_of(pos, struct endpoint, link);
+		if (strcmp(old->cfg->name, name) == 0 && old->next_seq > seq)
+			seq = old->next_seq;
+	}
+	return seq;
+}
+
+static void seq_remember(struct floe_activator *a, const char *name, uint32_t seq)
+{
+	struct seq_memo *m = seq_memo_find(a, name);
+	if (!m) {
+		a->seq_memo = xrealloc(a->seq_memo, (a->n_seq_memo + 1) * sizeof(*a->seq_memo));
+		m = &a->seq_memo[a->n_seq_memo++];
+		m->name = xstrdup(name);
+		m->seq = 0;
+	}
+	if (seq > m->seq)
+		m->seq = seq;
+}
+
 static struct endpoint *endpoint_new(struct floe_activator *a,
 				     const struct floe_endpoint_config *cfg)
 {
 	struct endpoint *ep = xcalloc(1, sizeof(*ep));
 	ep->act = a;
+	ep->next_seq = seq_continue(a, cfg->name);
 	ep->cfg = floe_endpoint_config_dup(cfg);
 	floe_list_init(&ep->replicas);
 	floe_list_init(&ep->held);
@@ -794,6 +868,7 @@ static void endpoint_maybe_free(struct endpoint *ep)
 		return;
 	struct floe_activator *a = ep->act;
 	floe_list_remove(&ep->link);
+	seq_remember(a, ep->cfg->name, ep->next_seq);
 	floe_metric_remove_matching(a->m.queue_depth, "endpoint", ep->cfg->name);
 	floe_metric_remove_matching(a->m.replicas, "endpoint", ep->cfg->name);
 	floe_metric_remove_matching(a->m.snapshot_bytes, "endpoint", ep->cfg->name);
@@ -876,6 +951,7 @@ struct floe_activator *floe_activator_new(uv_loop_t *loop, struct floe_metrics *
 	a->init_path = xstrdup(opts->init_path);
 	a->log_max_bytes = opts->replica_log_max_bytes;
 	a->warm_pool_memory = opts->warm_pool_memory;
+	a->usage = opts->usage;
 	floe_list_init(&a->endpoints);
 	uv_timer_init(loop, &a->shutdown_timer);
 	uv_idle_init(loop, &a->shutdown_check);
@@ -956,6 +1032,9 @@ static void on_act_handle_closed(uv_handle_t *h)
 		return;
 	free(a->data_dir);
 	free(a->init_path);
+	for (size_t i = 0; i < a->n_seq_memo; i++)
+		free(a->seq_memo[i].name);
+	free(a->seq_memo);
 	free(a);
 }
 

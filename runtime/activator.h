@@ -18,6 +18,7 @@
 #include "error.h"
 #include "metrics.h"
 #include "server.h"
+#include "usage.h"
 
 struct floe_activator;
 
@@ -27,6 +28,7 @@ struct floe_activator_opts {
 	uint64_t replica_log_max_bytes;
 	uint64_t warm_pool_memory; /* bytes all warm pools may hold (0: no cap) */
 	bool snapshots;            /* false: never probe CRIU, fresh starts only */
+	struct floe_usage *usage;  /* where replica time and answers are recorded (may be NULL) */
 };
 
 /** What snapshots can do on this machine, as probed at start (for the control plane). */

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "usage.h"
 #include "xalloc.h"
 
 /* Idle keep-alive client connections are closed after this. */
@@ -32,6 +33,7 @@ struct daemon {
 	struct floe_config *cfg;
 	struct floe_metrics *metrics;
 	struct floe_activator *act;
+	struct floe_usage *usage;
 	struct floe_control control;
 	struct floe_server data;
 	struct floe_server api;
@@ -111,6 +113,7 @@ static void on_activator_done(struct floe_activator *a, void *arg)
 {
 	struct daemon *d = arg;
 	log_info("all replicas stopped; exiting");
+	floe_usage_close(d->usage);
 	floe_server_close_all(&d->data);
 	floe_server_close_all(&d->api);
 	uv_close((uv_handle_t *)&d->sigterm, on_handle_closed);
@@ -151,6 +154,7 @@ static void on_reload_signal(uv_signal_t *s, int signum)
 	    strcmp(cfg->data_dir, d->cfg->data_dir) != 0)
 		log_warn("reload: listen addresses and data_dir take effect only on restart");
 	apply_log_settings(cfg);
+	floe_usage_configure(d->usage, &cfg->billing);
 	floe_activator_apply(d->act, cfg);
 	floe_config_free(d->cfg);
 	d->cfg = cfg;
@@ -209,17 +213,28 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 
 	d.loop = uv_default_loop();
 	d.metrics = floe_metrics_new();
+	if (floe_usage_open(d.loop, d.cfg->data_dir, d.metrics, &d.cfg->billing, &d.usage, &err) <
+	    0) {
+		/* Serving without metering would hand out unbillable time. */
+		fprintf(stderr, "floed: %s\n", err.msg);
+		free(init_path);
+		floe_metrics_free(d.metrics);
+		floe_config_free(d.cfg);
+		return 1;
+	}
 	struct floe_activator_opts aopts = {
 		.data_dir = d.cfg->data_dir,
 		.init_path = init_path,
 		.replica_log_max_bytes = d.cfg->replica_log_max_bytes,
 		.warm_pool_memory = d.cfg->warm_pool_memory,
 		.snapshots = true,
+		.usage = d.usage,
 	};
 	d.act = floe_activator_new(d.loop, d.metrics, &aopts);
 	free(init_path);
 	d.control.metrics = d.metrics;
 	d.control.act = d.act;
+	d.control.usage = d.usage;
 
 	struct floe_server_limits limits = {
 		.max_head_bytes = d.cfg->max_header_bytes,
@@ -253,7 +268,9 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	uv_run(d.loop, UV_RUN_DEFAULT);
 
 	floe_activator_free(d.act);
+	floe_usage_close(d.usage);      /* already done unless the loop ended another way */
 	uv_run(d.loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+	floe_usage_free(d.usage);       /* waits for the last commit */
 	floe_metrics_free(d.metrics);
 	floe_config_free(d.cfg);
 	int close_rc = uv_loop_close(d.loop);

@@ -22,6 +22,7 @@
 #include "proc.h"
 #include "server.h"
 #include "store.h"
+#include "usage.h"
 
 enum replica_state {
 	REPLICA_STARTING,
@@ -41,10 +42,19 @@ enum cold_kind {
 struct floe_activator {
 	uv_loop_t *loop;
 	struct floe_metrics *metrics;
+	struct floe_usage *usage; /* billing records, or NULL */
 	char *data_dir;
 	char *init_path;
 	uint64_t log_max_bytes;
 	struct floe_list endpoints;
+	/* Replica ids ("chat-3") name log files and ledger records, so they
+	 * never repeat within one floed: the last number of every endpoint
+	 * name ever removed is remembered here. */
+	struct seq_memo {
+		char *name;
+		uint32_t seq;
+	} * seq_memo;
+	size_t n_seq_memo;
 	bool shutting_down;
 	void (*shutdown_done)(struct floe_activator *a, void *arg);
 	void *shutdown_arg;
@@ -125,7 +135,8 @@ struct replica {
 	bool probe_refused;  /* the last probe's connect was refused */
 	int pending_closes;
 	bool proc_closed;
-	bool counted; /* included in endpoint state counters */
+	bool counted;                     /* included in endpoint state counters */
+	struct floe_usage_replica *usage; /* metering, from its first state to DEAD */
 	/* snapshot.c */
 	bool restoring;       /* CRIU restore under way: no process attached yet */
 	bool pool;            /* restored for the warm pool */

@@ -37,6 +37,7 @@
 #define MS_PER_S UINT64_C(1000)
 #define MS_PER_M (60 * MS_PER_S)
 #define MS_PER_H (60 * MS_PER_M)
+#define MS_PER_D (24 * MS_PER_H)
 
 #define MAX_FIELDS 32
 #define PATH_MAX_LEN 256
@@ -136,6 +137,8 @@ int floe_duration_parse(const char *text, uint64_t *ms_out)
 		mult = MS_PER_M;
 	else if (strcmp(end, "h") == 0)
 		mult = MS_PER_H;
+	else if (strcmp(end, "d") == 0)
+		mult = MS_PER_D;
 	else
 		return -EINVAL; /* bare integers too: seconds or milliseconds? */
 	if (v > UINT64_MAX / mult)
@@ -149,6 +152,8 @@ static void duration_format(uint64_t ms, char *out, size_t size)
 {
 	if (ms == 0)
 		snprintf(out, size, "0s");
+	else if (ms % MS_PER_D == 0)
+		snprintf(out, size, "%" PRIu64 "d", ms / MS_PER_D);
 	else if (ms % MS_PER_H == 0)
 		snprintf(out, size, "%" PRIu64 "h", ms / MS_PER_H);
 	else if (ms % MS_PER_M == 0)
@@ -157,6 +162,36 @@ static void duration_format(uint64_t ms, char *out, size_t size)
 		snprintf(out, size, "%" PRIu64 "s", ms / MS_PER_S);
 	else
 		snprintf(out, size, "%" PRIu64 "ms", ms);
+}
+
+int floe_amount_parse(const char *text, uint64_t *micro_out)
+{
+	/* Prices are money: parsed as decimal digits, never through a binary
+	 * float, so "0.1" is exactly 100000 millionths. */
+	if (!text)
+		return -EINVAL;
+	const char *end;
+	uint64_t whole, frac = 0;
+	if (parse_u64(text, &end, &whole) < 0 || whole > UINT64_C(1000000000000))
+		return -EINVAL;
+	if (*end == '.') {
+		const char *p = end + 1;
+		int digits = 0;
+		for (; *p >= '0' && *p <= '9'; p++, digits++) {
+			if (digits == 6)
+				return -EINVAL;
+			frac = frac * 10 + (uint64_t)(*p - '0');
+		}
+		if (digits == 0)
+			return -EINVAL;
+		for (; digits < 6; digits++)
+			frac *= 10;
+		end = p;
+	}
+	if (*end)
+		return -EINVAL;
+	*micro_out = whole * 1000000 + frac;
+	return 0;
 }
 
 static bool is_name_host(const char *s, size_t n)
@@ -274,6 +309,30 @@ static const char *check_route(const char *s)
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return "must not contain spaces or control characters";
+	return NULL;
+}
+
+/* Instance types appear in CSV files and price tables: keep them plain. */
+static const char *check_instance_type(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63)
+		return "must be 1 to 63 characters of [a-z0-9._-], starting with a letter or digit";
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  (i > 0 && (c == '-' || c == '.' || c == '_'));
+		if (!ok)
+			return "must be 1 to 63 characters of [a-z0-9._-], starting with a letter or digit";
+	}
+	return NULL;
+}
+
+static const char *check_currency(const char *s)
+{
+	if (strlen(s) != 3 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' || s[2] < 'A' ||
+	    s[2] > 'Z')
+		return "must be an ISO 4217 code: three capital letters (USD, EUR)";
 	return NULL;
 }
 
@@ -489,6 +548,42 @@ static const struct section warm_pool_section = {
 	warm_pool_fields, sizeof(warm_pool_fields) / sizeof(warm_pool_fields[0]), NULL
 };
 
+static const struct field resources_fields[] = {
+	FLD_STR("instance_type", struct floe_resources_config, instance_type, NULL,
+		check_instance_type),
+	FLD_UINT("gpus", struct floe_resources_config, gpus, "0", 0, 64),
+};
+static const struct section resources_section = {
+	resources_fields, sizeof(resources_fields) / sizeof(resources_fields[0]), NULL
+};
+
+static const char *const roundings[] = { "minute", "second", NULL };
+
+static void set_rounding(void *base, unsigned idx)
+{
+	((struct floe_billing_config *)base)->round_second = idx == 1;
+}
+
+static int parse_prices(struct loader *L, yaml_node_t *node, void *base, const char *path);
+static int billing_validate(struct loader *L, void *base, const struct seen *seen,
+			    const char *path);
+
+static const struct field billing_fields[] = {
+	FLD_STR("currency", struct floe_billing_config, currency, "USD", check_currency),
+	{ .key = "rounding",
+	  .type = T_CHOICE,
+	  .def = "minute",
+	  .choices = roundings,
+	  .set_choice = set_rounding },
+	FLD_DUR("commit_interval", struct floe_billing_config, commit_interval_ms, "1s", 10),
+	FLD_DUR("max_export_range", struct floe_billing_config, max_export_range_ms, "366d",
+		MS_PER_M),
+	{ .key = "prices", .type = T_CUSTOM, .parse = parse_prices },
+};
+static const struct section billing_section = { billing_fields,
+						sizeof(billing_fields) / sizeof(billing_fields[0]),
+						billing_validate };
+
 /* An endpoint is parsed into a stage; resolution against its preset then
  * builds the final struct floe_endpoint_config. */
 struct ep_stage {
@@ -515,6 +610,7 @@ static const struct field endpoint_fields[] = {
 	  .required = true,
 	  .check = check_engine,
 	  .off = offsetof(struct ep_stage, ep.engine) },
+	FLD_STR("namespace", struct ep_stage, ep.ns, "default", check_endpoint_name),
 	FLD_STR("model", struct ep_stage, ep.model, NULL, check_nonempty),
 	{ .key = "command",
 	  .type = T_STRLIST,
@@ -550,6 +646,10 @@ static const struct field endpoint_fields[] = {
 	  .type = T_SECTION,
 	  .sub = &warm_pool_section,
 	  .off = offsetof(struct ep_stage, ep) },
+	{ .key = "resources",
+	  .type = T_SECTION,
+	  .sub = &resources_section,
+	  .off = offsetof(struct ep_stage, ep.resources) },
 };
 static const struct section endpoint_section = {
 	endpoint_fields, sizeof(endpoint_fields) / sizeof(endpoint_fields[0]), NULL
@@ -584,6 +684,10 @@ static const struct field top_fields[] = {
 		 4096, UINT64_MAX),
 	FLD_UINT("warm_pool_memory", struct floe_config, warm_pool_memory, "0", 0, UINT64_MAX),
 	{ .key = "limits", .type = T_SECTION, .sub = &limits_section, .off = 0 },
+	{ .key = "billing",
+	  .type = T_SECTION,
+	  .sub = &billing_section,
+	  .off = offsetof(struct floe_config, billing) },
 	{ .key = "endpoints", .type = T_CUSTOM, .parse = parse_endpoints },
 };
 static int top_validate(struct loader *L, void *base, const struct seen *seen, const char *path);
@@ -1139,6 +1243,140 @@ static int top_validate(struct loader *L, void *base, const struct seen *seen, c
 	return 0;
 }
 
+static int billing_validate(struct loader *L, void *base, const struct seen *seen, const char *path)
+{
+	struct floe_billing_config *b = base;
+	/* The interval bounds what a crash loses; past a minute it is no
+	 * longer "at most the last moment". */
+	if (b->commit_interval_ms > MS_PER_M)
+		return lerr(L, seen_line(&billing_section, seen, "commit_interval"),
+			    "%s.commit_interval: must be at most 1m", path);
+	return 0;
+}
+
+static void prices_free(struct floe_price *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i].instance_type);
+	free(p);
+}
+
+static const char *const billable_states[] = { "initializing", "running", "draining", "warm_pool",
+					       NULL };
+
+/* One price: an amount for every state, or a mapping of state -> amount
+ * (states left out cost 0; floed says so at start). */
+static int parse_price(struct loader *L, yaml_node_t *val, struct floe_price *pr, const char *path)
+{
+	static const struct field amount_field = { .key = "price", .type = T_STRING };
+	const char *text;
+	if (val->type != YAML_MAPPING_NODE) {
+		uint64_t micro;
+		int r = scalar_text(L, &amount_field, val, path, &text);
+		if (r < 0)
+			return r;
+		if (floe_amount_parse(text, &micro) < 0)
+			return lerr(
+				L, LINE(val),
+				"%s: expected a price per hour such as 4.50 (at most 6 decimals), got \"%s\"",
+				path, text);
+		for (int s = 0; s < FLOE_BILLING_NSTATES; s++)
+			pr->per_hour_micro[s] = micro;
+		return 0;
+	}
+	uint32_t given = 0;
+	for (yaml_node_pair_t *p = val->data.mapping.pairs.start; p < val->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(L->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(L->doc, p->value);
+		char kpath[PATH_MAX_LEN];
+		const char *key;
+		int r = scalar_text(L, &amount_field, k, path, &key);
+		if (r < 0)
+			return r;
+		path_join(kpath, path, key);
+		int s = 0;
+		while (billable_states[s] && strcmp(billable_states[s], key) != 0)
+			s++;
+		if (!billable_states[s])
+			return lerr(
+				L, LINE(k),
+				"%s: unknown state (known: initializing, running, draining, warm_pool)",
+				kpath);
+		if (given & (1u << s))
+			return lerr(L, LINE(k), "%s: duplicate key", kpath);
+		given |= 1u << s;
+		uint64_t micro;
+		if ((r = scalar_text(L, &amount_field, v, kpath, &text)) < 0)
+			return r;
+		if (floe_amount_parse(text, &micro) < 0)
+			return lerr(
+				L, LINE(v),
+				"%s: expected a price per hour such as 4.50 (at most 6 decimals), got \"%s\"",
+				kpath, text);
+		pr->per_hour_micro[s] = micro;
+	}
+	return 0;
+}
+
+/* prices: {INSTANCE_TYPE: PRICE | {STATE: PRICE, ...}, ...} */
+static int parse_prices(struct loader *L, yaml_node_t *node, void *base, const char *path)
+{
+	struct floe_billing_config *b = base;
+	if (node->type != YAML_MAPPING_NODE)
+		return lerr(L, LINE(node),
+			    "%s: expected a mapping of instance type to price per hour, got %s",
+			    path, node->type == YAML_SCALAR_NODE ? "a string" : node_kind(node));
+	size_t count = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+	struct floe_price *prices = xcalloc(count ? count : 1, sizeof(*prices));
+	size_t n = 0;
+	int r = 0;
+	for (size_t i = 0; i < count && r == 0; i++) {
+		yaml_node_pair_t *p = &node->data.mapping.pairs.start[i];
+		yaml_node_t *k = yaml_document_get_node(L->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(L->doc, p->value);
+		static const struct field key_field = { .key = "instance type", .type = T_STRING };
+		const char *type;
+		char kpath[PATH_MAX_LEN];
+		if ((r = scalar_text(L, &key_field, k, path, &type)) < 0)
+			break;
+		path_join(kpath, path, type);
+		const char *why = check_instance_type(type);
+		if (why) {
+			r = lerr(L, LINE(k), "%s: instance type %s", kpath, why);
+			break;
+		}
+		for (size_t j = 0; j < n && r == 0; j++)
+			if (strcmp(prices[j].instance_type, type) == 0)
+				r = lerr(L, LINE(k),
+					 "%s: duplicate instance type (first at line %d)", kpath,
+					 prices[j].line);
+		if (r < 0)
+			break;
+		prices[n].instance_type = xstrdup(type);
+		prices[n].line = LINE(k);
+		n++;
+		r = parse_price(L, v, &prices[n - 1], kpath);
+	}
+	if (r < 0) {
+		prices_free(prices, n);
+		return r;
+	}
+	prices_free(b->prices, b->n_prices);
+	b->prices = prices;
+	b->n_prices = n;
+	return 0;
+}
+
+const struct floe_price *floe_billing_price(const struct floe_billing_config *b,
+					    const char *instance_type)
+{
+	for (size_t i = 0; b && instance_type && i < b->n_prices; i++)
+		if (strcmp(b->prices[i].instance_type, instance_type) == 0)
+			return &b->prices[i];
+	return NULL;
+}
+
 /* ------------------------------------------------------------------------
  * YAML documents
  * ------------------------------------------------------------------------ */
@@ -1458,8 +1696,10 @@ static int get_preset(struct loader *L, const char *engine, int engine_line, con
 static void endpoint_destroy(struct floe_endpoint_config *ep)
 {
 	free(ep->name);
+	free(ep->ns);
 	free(ep->engine);
 	free(ep->model);
+	free(ep->resources.instance_type);
 	free_strv(ep->argv);
 	free_kv(ep->env, ep->n_env);
 	free(ep->health_route);
@@ -1636,6 +1876,8 @@ void floe_config_free(struct floe_config *cfg)
 	free(cfg->api_host);
 	free(cfg->data_dir);
 	free(cfg->log_level);
+	free(cfg->billing.currency);
+	prices_free(cfg->billing.prices, cfg->billing.n_prices);
 	for (size_t i = 0; i < cfg->n_endpoints; i++)
 		endpoint_destroy(&cfg->endpoints[i]);
 	free(cfg->endpoints);
@@ -1743,7 +1985,7 @@ bool floe_endpoint_config_equal(const struct floe_endpoint_config *a,
 	if (!a || !b)
 		return false;
 	/* line is left out on purpose: moving an endpoint in the file changes nothing. */
-	if (!str_eq(a->name, b->name) || !str_eq(a->engine, b->engine) ||
+	if (!str_eq(a->name, b->name) || !str_eq(a->ns, b->ns) || !str_eq(a->engine, b->engine) ||
 	    !str_eq(a->model, b->model) || a->argc != b->argc)
 		return false;
 	for (size_t i = 0; i < a->argc; i++)
@@ -1763,7 +2005,10 @@ bool floe_endpoint_config_equal(const struct floe_endpoint_config *a,
 	       str_eq(a->snapshot.warmup_path, b->snapshot.warmup_path) &&
 	       str_eq(a->snapshot.warmup_body, b->snapshot.warmup_body) &&
 	       a->snapshot.warmup_timeout_ms == b->snapshot.warmup_timeout_ms &&
-	       a->warm_pool_size == b->warm_pool_size;
+	       a->warm_pool_size == b->warm_pool_size &&
+	       /* a replica is billed as what it started as */
+	       str_eq(a->resources.instance_type, b->resources.instance_type) &&
+	       a->resources.gpus == b->resources.gpus;
 }
 
 struct floe_endpoint_config *floe_endpoint_config_dup(const struct floe_endpoint_config *src)
@@ -1773,6 +2018,8 @@ struct floe_endpoint_config *floe_endpoint_config_dup(const struct floe_endpoint
 	struct floe_endpoint_config *ep = xmalloc(sizeof(*ep));
 	*ep = *src;
 	ep->name = xstrdup(src->name);
+	ep->ns = xstrdup(src->ns);
+	ep->resources.instance_type = xstrdup(src->resources.instance_type);
 	ep->engine = xstrdup(src->engine);
 	ep->model = xstrdup(src->model);
 	ep->health_route = xstrdup(src->health_route);

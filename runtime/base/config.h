@@ -60,8 +60,15 @@ struct floe_snapshot_config {
 	uint64_t warmup_timeout_ms; /* default 60 s */
 };
 
+/** What a replica of an endpoint runs on, for billing (and, later, placement). */
+struct floe_resources_config {
+	char *instance_type; /* NULL: "cpu" without GPUs, else the host's GPU model */
+	uint32_t gpus;       /* default 0 */
+};
+
 struct floe_endpoint_config {
 	char *name;   /* [a-z0-9][a-z0-9-]{0,62}, unique */
+	char *ns;     /* namespace its usage is billed to (default "default") */
 	char *engine; /* preset name, or "custom" */
 	char *model;  /* optional; fills {model} in presets */
 	char **argv;  /* resolved: preset command (or custom command) + args, NULL-terminated */
@@ -78,8 +85,33 @@ struct floe_endpoint_config {
 	struct floe_scaling scaling;
 	struct floe_snapshot_config snapshot;
 	uint32_t warm_pool_size; /* frozen pre-restored replicas kept ready (default 0) */
-	int line;                /* line of this endpoint in its file, for messages */
+	struct floe_resources_config resources;
+	int line; /* line of this endpoint in its file, for messages */
 };
+
+/* Billable replica states, in the order of prices[] (enum floe_meter_state). */
+#define FLOE_BILLING_NSTATES 4
+
+/** Price per hour of one replica of an instance type, per state. */
+struct floe_price {
+	char *instance_type;
+	uint64_t per_hour_micro[FLOE_BILLING_NSTATES]; /* millionths of the currency */
+	int line;
+};
+
+/** The usage ledger and its prices (billing: in the config). */
+struct floe_billing_config {
+	char *currency;               /* three capital letters, default USD */
+	bool round_second;            /* rounding: minute (default) or second */
+	uint64_t commit_interval_ms;  /* ledger group commit, default 1 s */
+	uint64_t max_export_range_ms; /* longest from..to of an export, default 366 days */
+	struct floe_price *prices;
+	size_t n_prices;
+};
+
+/** The price of instance_type, or NULL when the config has none (billed at 0). */
+const struct floe_price *floe_billing_price(const struct floe_billing_config *b,
+					    const char *instance_type);
 
 struct floe_config {
 	char *path;                 /* file it came from ("<embedded>" for the default) */
@@ -96,6 +128,7 @@ struct floe_config {
 	uint64_t shutdown_grace_ms; /* default 30 s: SIGTERM waits this long for in-flight requests */
 	uint64_t replica_log_max_bytes; /* default 10 MiB per replica log file */
 	uint64_t warm_pool_memory; /* bytes all warm pools may hold together; 0: no cap (default) */
+	struct floe_billing_config billing;
 	struct floe_endpoint_config *endpoints;
 	size_t n_endpoints;
 };
@@ -145,11 +178,18 @@ struct floe_endpoint_config *floe_endpoint_config_dup(const struct floe_endpoint
 void floe_endpoint_config_free(struct floe_endpoint_config *ep);
 
 /**
- * Parse a duration: a non-negative integer followed by ms, s, m or h
- * ("30s", "1500ms", "15m"). A bare integer is refused (ambiguous).
+ * Parse a duration: a non-negative integer followed by ms, s, m, h or d
+ * ("30s", "1500ms", "15m", "366d"). A bare integer is refused (ambiguous).
  * Returns 0 or -EINVAL.
  */
 int floe_duration_parse(const char *text, uint64_t *ms_out);
+
+/**
+ * Parse a non-negative decimal amount with at most 6 decimals ("4.5",
+ * "0.000125", "12") into millionths, exactly. Returns 0 or -EINVAL
+ * (signs, exponents, more decimals, over 10^12).
+ */
+int floe_amount_parse(const char *text, uint64_t *micro_out);
 
 /** Parse "HOST:PORT" (IPv4, [IPv6] or a name). Returns 0 or -EINVAL; *host is allocated. */
 int floe_hostport_parse(const char *text, char **host, uint16_t *port);

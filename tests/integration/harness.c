@@ -350,6 +350,10 @@ static const char *log_level(void)
 
 static void write_config(struct floed *f, const char *yaml)
 {
+	if (yaml != f->yaml) {
+		free(f->yaml);
+		f->yaml = xstrdup(yaml);
+	}
 	char *body = xstrdup(yaml);
 	replace_all(&body, "@ECHO_PY@", f->echo_py);
 	replace_all(&body, "@DIR@", f->dir);
@@ -376,6 +380,7 @@ static void floed_free(struct floed *f)
 	free(f->data_dir);
 	free(f->log_path);
 	free(f->echo_py);
+	free(f->yaml);
 	free(f);
 }
 
@@ -414,6 +419,8 @@ static void floed_spawn(struct floed *f, bool with_config, const char *const *ex
 	free(exe);
 }
 
+static void wait_healthy(struct floed *f, const char *yaml, const char *const *extra_args);
+
 static void pick_ports(struct floed *f)
 {
 	f->port = harness_free_port();
@@ -437,8 +444,21 @@ struct floed *floed_start_argv(const char *yaml, const char *const *extra_args)
 		write_config(f, yaml);
 	floed_spawn(f, yaml != NULL, extra_args);
 	reg_add((void **)reg_floed, f);
+	wait_healthy(f, yaml, extra_args);
+	return f;
+}
 
-	/* Ready when the control plane answers /healthz. */
+void floed_restart(struct floed *f)
+{
+	cr_assert(f->exited, "floed_restart: floed (pid %d) is still running", (int)f->pid);
+	floed_spawn(f, true, NULL);
+	wait_healthy(f, f->yaml, NULL);
+}
+
+/* Ready when the control plane answers /healthz (retrying on fresh ports
+ * when the ones picked were taken meanwhile). */
+static void wait_healthy(struct floed *f, const char *yaml, const char *const *extra_args)
+{
 	int64_t deadline = harness_now_ms() + HEALTH_WAIT_MS;
 	long st = 0;
 	int retries = 0;
@@ -477,7 +497,6 @@ struct floed *floed_start_argv(const char *yaml, const char *const *extra_args)
 		}
 		harness_sleep_ms(50);
 	}
-	return f;
 }
 
 struct floed *floed_startf(const char *fmt, ...)

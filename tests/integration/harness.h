@@ -100,6 +100,7 @@ struct floed {
 	char *data_dir;    /* DIR/data */
 	char *log_path;    /* DIR/floed.log: floed's stdout and stderr */
 	char *echo_py;     /* DIR/echo.py: see floed_start */
+	char *yaml;        /* the yaml last written (floed_start, floed_reload), or NULL */
 	bool exited;
 	int exit_code; /* once exited: 0..255, or 128+signal */
 };
@@ -128,6 +129,12 @@ struct floed *floed_start(const char *yaml);
 struct floed *floed_start_argv(const char *yaml, const char *const *extra_args);
 /** floed_start with a printf-formatted yaml. */
 struct floed *floed_startf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/**
+ * Start floed again after it exited (a kill -9 test): same config, ports and
+ * data dir. Waits for /healthz like floed_start; asserts on failure.
+ */
+void floed_restart(struct floed *f);
 
 /** Rewrite the config file (same harness header, same ports) with yaml and send SIGHUP. */
 void floed_reload(struct floed *f, const char *yaml);

@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,7 +694,8 @@ Test(config, durations)
 		{ "1 s", -EINVAL, 0 },
 		{ " 1s", -EINVAL, 0 },
 		{ "1s ", -EINVAL, 0 },
-		{ "1d", -EINVAL, 0 },
+		{ "1d", 0, 86400000 },
+		{ "213503982335d", -EINVAL, 0 }, /* overflows once in ms */
 		{ "1us", -EINVAL, 0 },
 		{ "1S", -EINVAL, 0 },
 		{ "1msx", -EINVAL, 0 },
@@ -1165,4 +1167,118 @@ Test(config, dup_is_deep_and_equal)
 	cr_expect_null(floe_endpoint_config_dup(NULL));
 	floe_config_free(NULL);
 	floe_preset_free(NULL);
+}
+
+/* ----------------------------------------------------------------- billing */
+
+Test(config, amounts_are_exact_decimals)
+{
+	static const struct {
+		const char *text;
+		int rc;
+		uint64_t micro;
+	} cases[] = {
+		{ "0", 0, 0 },
+		{ "4.5", 0, 4500000 },
+		{ "0.1", 0, 100000 },
+		{ "0.000001", 0, 1 },
+		{ "12.345678", 0, 12345678 },
+		{ "1000000000000", 0, UINT64_C(1000000000000000000) },
+		{ "1000000000001", -EINVAL, 0 },
+		{ "0.0000001", -EINVAL, 0 },
+		{ "-1", -EINVAL, 0 },
+		{ "+1", -EINVAL, 0 },
+		{ "1e3", -EINVAL, 0 },
+		{ "1.", -EINVAL, 0 },
+		{ ".5", -EINVAL, 0 },
+		{ "1,5", -EINVAL, 0 },
+		{ "", -EINVAL, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t micro = 7;
+		int rc = floe_amount_parse(cases[i].text, &micro);
+		cr_expect_eq(rc, cases[i].rc, "'%s': rc %d", cases[i].text, rc);
+		if (rc == 0)
+			cr_expect_eq(micro, cases[i].micro, "'%s': %" PRIu64, cases[i].text, micro);
+	}
+}
+
+Test(config, billing_defaults_and_prices)
+{
+	struct floe_config *cfg = load("endpoints:\n  - name: a\n    engine: sim\n");
+	cr_expect_str_eq(cfg->billing.currency, "USD");
+	cr_expect_not(cfg->billing.round_second);
+	cr_expect_eq(cfg->billing.commit_interval_ms, 1000);
+	cr_expect_eq(cfg->billing.max_export_range_ms, UINT64_C(366) * 86400000);
+	cr_expect_eq(cfg->billing.n_prices, 0);
+	cr_expect_str_eq(cfg->endpoints[0].ns, "default");
+	cr_expect_null(cfg->endpoints[0].resources.instance_type);
+	cr_expect_eq(cfg->endpoints[0].resources.gpus, 0);
+	floe_config_free(cfg);
+
+	cfg = load("billing:\n"
+		   "  currency: EUR\n"
+		   "  rounding: second\n"
+		   "  commit_interval: 250ms\n"
+		   "  max_export_range: 31d\n"
+		   "  prices:\n"
+		   "    cpu: 0.06\n"
+		   "    nvidia-h100:\n"
+		   "      running: 4.5\n"
+		   "      warm_pool: '0.4'\n"
+		   "endpoints:\n  - name: a\n    engine: sim\n    namespace: team-a\n"
+		   "    resources: {instance_type: nvidia-h100, gpus: 2}\n");
+	cr_expect_str_eq(cfg->billing.currency, "EUR");
+	cr_expect(cfg->billing.round_second);
+	cr_expect_eq(cfg->billing.commit_interval_ms, 250);
+	cr_expect_eq(cfg->billing.max_export_range_ms, UINT64_C(31) * 86400000);
+	const struct floe_price *cpu = floe_billing_price(&cfg->billing, "cpu");
+	cr_assert_not_null(cpu);
+	for (int s = 0; s < FLOE_BILLING_NSTATES; s++)
+		cr_expect_eq(cpu->per_hour_micro[s], 60000);
+	const struct floe_price *h = floe_billing_price(&cfg->billing, "nvidia-h100");
+	cr_assert_not_null(h);
+	cr_expect_eq(h->per_hour_micro[0], 0, "a state left out costs 0");
+	cr_expect_eq(h->per_hour_micro[1], 4500000);
+	cr_expect_eq(h->per_hour_micro[2], 0);
+	cr_expect_eq(h->per_hour_micro[3], 400000);
+	cr_expect_null(floe_billing_price(&cfg->billing, "tpu"));
+	cr_expect_str_eq(cfg->endpoints[0].ns, "team-a");
+	cr_expect_str_eq(cfg->endpoints[0].resources.instance_type, "nvidia-h100");
+	cr_expect_eq(cfg->endpoints[0].resources.gpus, 2);
+	/* A replica is billed as what it started as: resources are part of
+	 * the definition (a change restarts the replicas). */
+	struct floe_endpoint_config *copy = floe_endpoint_config_dup(&cfg->endpoints[0]);
+	cr_expect(floe_endpoint_config_equal(copy, &cfg->endpoints[0]));
+	copy->resources.gpus = 1;
+	cr_expect_not(floe_endpoint_config_equal(copy, &cfg->endpoints[0]));
+	floe_endpoint_config_free(copy);
+	floe_config_free(cfg);
+}
+
+Test(config, billing_errors_name_the_line)
+{
+	static const struct error_case cases[] = {
+		{ "billing:\n  currency: usd\n",
+		  "t.yaml:2: billing.currency: 'usd' must be an ISO 4217 code: three capital letters (USD, EUR)" },
+		{ "billing:\n  rounding: hour\n",
+		  "t.yaml:2: billing.rounding: expected one of minute, second, got \"hour\"" },
+		{ "billing:\n  commit_interval: 2m\n",
+		  "t.yaml:2: billing.commit_interval: must be at most 1m" },
+		{ "billing:\n  prices:\n    cpu: 1e3\n",
+		  "t.yaml:3: billing.prices.cpu: expected a price per hour such as 4.50 (at most 6 decimals), got \"1e3\"" },
+		{ "billing:\n  prices:\n    cpu:\n      running: 1\n      idle: 2\n",
+		  "t.yaml:5: billing.prices.cpu.idle: unknown state (known: initializing, running, draining, warm_pool)" },
+		{ "billing:\n  prices:\n    cpu: 1\n    cpu: 2\n",
+		  "t.yaml:4: billing.prices.cpu: duplicate instance type (first at line 3)" },
+		{ "billing:\n  prices:\n    CPU: 1\n",
+		  "t.yaml:3: billing.prices.CPU: instance type must be 1 to 63 characters of [a-z0-9._-], starting with a letter or digit" },
+		{ "billing:\n  prices: [1, 2]\n",
+		  "t.yaml:2: billing.prices: expected a mapping of instance type to price per hour, got a list" },
+		{ EP "    namespace: Team\n",
+		  "t.yaml:4: endpoints[0].namespace: 'Team' must be 1 to 63 characters of [a-z0-9-], starting with a letter or digit" },
+		{ EP "    resources: {gpus: 65}\n",
+		  "t.yaml:4: endpoints[0].resources.gpus: must be <= 64" },
+	};
+	run_error_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }

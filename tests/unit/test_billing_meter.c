@@ -132,20 +132,64 @@ Test(meter, a_running_replica_is_metered_up_to_now)
 
 Test(meter, answers_count_in_their_minute_and_state_by_class)
 {
-	struct floe_meter_answer ans[] = {
-		{ T0 + S(55), 200 },        { T0 + M(1) + S(1), 200 },
-		{ T0 + M(1) + S(2), 503 },  { T0 + M(2) + S(12), 200 }, /* while draining */
-		{ T0 + M(2) + S(15), 404 }, /* at the instant it stopped: the minute's longest row */
+	/* floed's counts per (minute, state): 1xx..5xx */
+	struct floe_meter_answers ans[] = {
+		{ T0, FLOE_METER_RUNNING, { 0, 1, 0, 0, 0 } },         /* a 200 at 0:55 */
+		{ T0 + M(1), FLOE_METER_RUNNING, { 0, 7, 0, 0, 2 } },  /* 200s and 503s */
+		{ T0 + M(2), FLOE_METER_DRAINING, { 0, 1, 0, 0, 0 } }, /* while draining */
+		{ T0 + M(2), FLOE_METER_RUNNING, { 1, 0, 0, 0, 0 } },  /* a 101 */
+		{ T0 + M(1), FLOE_METER_RUNNING, { 0, 3, 1, 0, 0 } },  /* a second entry adds up */
 	};
 	struct floe_meter_row *rows;
 	long n = floe_meter_replica(life, 4, ans, 5, 0, FLOE_ROUND_MINUTE, &prices, &rows);
 	cr_assert_eq(n, 5);
-	cr_expect_eq(rows[1].requests[1], 1, "the 200 at 0:55, on the running row of minute 0");
-	cr_expect_eq(rows[0].requests[1], 0);
-	cr_expect_eq(rows[2].requests[1], 1);
-	cr_expect_eq(rows[2].requests[4], 1, "the 503");
+	cr_expect_eq(rows[1].requests[1], 1, "the 200 in minute 0, on its running row");
+	for (int c = 0; c < 5; c++)
+		cr_expect_eq(rows[0].requests[c], 0, "nothing on minute 0's initializing row");
+	cr_expect_eq(rows[2].requests[1], 10, "7 + 3 200s in minute 1");
+	cr_expect_eq(rows[2].requests[2], 1);
+	cr_expect_eq(rows[2].requests[4], 2, "the 503s");
 	cr_expect_eq(rows[4].requests[1], 1, "the 200 while draining");
-	cr_expect_eq(rows[3].requests[3], 1, "the 404 at the stop: minute 2's longest row");
+	cr_expect_eq(rows[3].requests[0], 1, "the 101 on minute 2's running row");
+	free(rows);
+}
+
+Test(meter, answers_in_a_state_without_time_go_to_the_longest_row_of_the_minute)
+{
+	/* Minute 2 has running (10 s) and draining (5 s), no initializing:
+	 * counts said to be initializing (an answer at the instant of a
+	 * transition) go to the running row, the minute's longest. */
+	struct floe_meter_answers ans[] = {
+		{ T0 + M(2), FLOE_METER_INITIALIZING, { 0, 0, 0, 4, 0 } },
+		{ T0 + M(2), FLOE_METER_WARM_POOL, { 0, 2, 0, 0, 0 } },
+	};
+	struct floe_meter_row *rows;
+	long n = floe_meter_replica(life, 4, ans, 2, 0, FLOE_ROUND_MINUTE, &prices, &rows);
+	cr_assert_eq(n, 5);
+	cr_expect_eq(rows[3].state, FLOE_METER_RUNNING);
+	cr_expect_eq(rows[3].requests[3], 4);
+	cr_expect_eq(rows[3].requests[1], 2);
+	cr_expect_eq(rows[4].requests[1], 0, "not the shorter draining row");
+	cr_expect_eq(rows[4].requests[3], 0);
+	free(rows);
+}
+
+Test(meter, answers_in_a_minute_without_rows_are_dropped)
+{
+	struct floe_meter_answers ans[] = {
+		{ T0 - M(1), FLOE_METER_RUNNING, { 0, 5, 0, 0, 0 } }, /* before the start */
+		{ T0 + M(3), FLOE_METER_RUNNING, { 0, 6, 0, 0, 0 } }, /* after the stop */
+		{ T0 + M(1), FLOE_METER_RUNNING, { 0, 1, 0, 0, 0 } },
+	};
+	struct floe_meter_row *rows;
+	long n = floe_meter_replica(life, 4, ans, 3, 0, FLOE_ROUND_MINUTE, &prices, &rows);
+	cr_assert_eq(n, 5);
+	uint32_t total = 0;
+	for (long i = 0; i < n; i++)
+		for (int c = 0; c < 5; c++)
+			total += rows[i].requests[c];
+	cr_expect_eq(total, 1, "only minute 1's count is on a row");
+	cr_expect_eq(rows[2].requests[1], 1);
 	free(rows);
 }
 

@@ -1,0 +1,51 @@
+/*
+ * Shared by the files of the control plane: control.c (routing, health,
+ * metrics, snapshots) and billing.c (usage export). Not for use outside api/.
+ */
+#ifndef FLOE_CONTROL_INTERNAL_H
+#define FLOE_CONTROL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "control.h"
+#include "http.h"
+#include "server.h"
+
+/*
+ * A request whose answer needs file I/O, run on libuv's thread pool. The
+ * connection may close meanwhile: on_abort clears conn, and the job is
+ * still freed only by finish.
+ */
+struct ctl_job {
+	uv_work_t work;
+	struct floe_control *ctl;
+	struct floe_conn *conn; /* NULL once the client has gone */
+	bool head_only;
+	void (*run)(struct ctl_job *j); /* on the pool */
+	/* On the loop: answer conn (when not NULL) and free the job. status < 0:
+	 * run never ran (uv_queue_work's error). */
+	void (*finish)(struct ctl_job *j, int status);
+};
+
+/** Queue j (run, finish and head_only set) for the client c. */
+void floe__ctl_job_queue(struct floe_conn *c, struct ctl_job *j);
+
+/** A whole response: status, Content-Type, extra header lines ("Name: v\r\n"...), body. */
+void floe__ctl_respond(struct floe_conn *c, int status, const char *content_type,
+		       const char *extra_headers, const char *body, size_t len, bool head_only);
+
+/** 405 with the Allow header line given ("Allow: GET, HEAD\r\n"). */
+void floe__ctl_method_not_allowed(struct floe_conn *c, const char *allow);
+
+/**
+ * /v2/billing/REST (rest: the path after "/v2/billing/", not terminated;
+ * query: after '?', or NULL). Returns true when it answered (or queued the
+ * answer), false for an unknown REST (the caller's 404).
+ */
+bool floe__billing_route(struct floe_conn *c, struct floe_http_msg *msg, const char *rest,
+			 size_t rest_len, const char *query);
+
+#endif
