@@ -448,20 +448,20 @@ static void strtab_destroy(struct strtab *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static const struct strtab *sort_tab;
-
-static int cmp_str_id(const void *a, const void *b)
+/* qsort_r (glibc, _GNU_SOURCE): exports run concurrently on the thread
+ * pool, so the comparators take their table as context, not from a global. */
+static int cmp_str_id(const void *a, const void *b, void *ctx)
 {
-	const struct sref *x = &sort_tab->refs[*(const uint32_t *)a];
-	const struct sref *y = &sort_tab->refs[*(const uint32_t *)b];
+	const struct strtab *t = ctx;
+	const struct sref *x = &t->refs[*(const uint32_t *)a];
+	const struct sref *y = &t->refs[*(const uint32_t *)b];
 	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(sort_tab->arena + x->off, sort_tab->arena + y->off, n);
+	int c = memcmp(t->arena + x->off, t->arena + y->off, n);
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
 /* ranks[id] = position of string id in byte order, for ids[0..n) (or all
- * when ids is NULL). qsort's comparator has no context argument in C11:
- * sort_tab is only set and used within this call. */
+ * when ids is NULL). */
 static uint32_t *strtab_ranks(const struct strtab *t, uint32_t *ids, size_t n)
 {
 	uint32_t *ranks = xcalloc(t->n ? t->n : 1, sizeof(*ranks));
@@ -472,10 +472,8 @@ static uint32_t *strtab_ranks(const struct strtab *t, uint32_t *ids, size_t n)
 			ids[i] = i;
 		n = t->n;
 	}
-	sort_tab = t;
 	if (n)
-		qsort(ids, n, sizeof(*ids), cmp_str_id);
-	sort_tab = NULL;
+		qsort_r(ids, n, sizeof(*ids), cmp_str_id, (void *)t);
 	for (size_t i = 0; i < n; i++)
 		ranks[ids[i]] = (uint32_t)i;
 	free(own);
@@ -1273,10 +1271,9 @@ static void write_csv(struct exp *x, struct floe_buf *out, uint64_t *n_rows)
 	free(rep_rank);
 }
 
-static const uint32_t *sum_rank;
-
-static int cmp_sum(const void *a, const void *b)
+static int cmp_sum(const void *a, const void *b, void *ctx)
 {
+	const uint32_t *sum_rank = ctx;
 	const struct summary *x = a, *y = b;
 	uint32_t u[3] = { sum_rank[x->ns], sum_rank[x->ep], sum_rank[x->cur] };
 	uint32_t v[3] = { sum_rank[y->ns], sum_rank[y->ep], sum_rank[y->cur] };
@@ -1296,10 +1293,8 @@ static void write_summary(struct exp *x, const struct floe_export_report *rep, s
 {
 	const struct floe_export_query *q = x->q;
 	uint32_t *rank = strtab_ranks(&x->dims, NULL, 0);
-	sum_rank = rank;
 	if (x->n_sums)
-		qsort(x->sums, x->n_sums, sizeof(*x->sums), cmp_sum);
-	sum_rank = NULL;
+		qsort_r(x->sums, x->n_sums, sizeof(*x->sums), cmp_sum, rank);
 	char f[21], t[21];
 	floe_export_time_format(q->from_ms, f);
 	floe_export_time_format(q->to_ms, t);

@@ -3,7 +3,7 @@
  * seq = 1, 2, ...) forever, commits every N records (and at least every
  * 2 ms), and after each successful commit prints the highest committed seq
  * on its own line, flushed: the "acknowledged" stream the test checks after
- * SIGKILLing it. Before every third commit it appends the whole batch since
+ * SIGKILLing it. Before its first commit and every third one after, it appends the whole batch since
  * the last commit a second time, in order, as floed does after a commit
  * that failed although its records reached the disk: readers must return
  * each seq once. Usage: ledger_writer DIR WRITER [N]
@@ -57,7 +57,8 @@ int main(int argc, char **argv)
 		if (append_seq(lg, argv[2], seq) != 0)
 			return 1;
 		if (seq % every == 0 || floe_now_ms() - last_commit >= 2) {
-			if (++commits % 3 == 0)
+			/* The first one too: any run that commits at all re-appends. */
+			if (commits++ % 3 == 0)
 				for (uint32_t s = acked + 1; s <= seq; s++)
 					if (append_seq(lg, argv[2], s) != 0)
 						return 1;
