@@ -376,25 +376,6 @@ static void strtab_rehash(struct strtab *t)
 	t->n_slots = ns;
 }
 
-/* Take id out of the lookup (its string stays, for output). Backward-shift
- * deletion keeps linear probing free of tombstones. */
-static void strtab_del(struct strtab *t, uint32_t id)
-{
-	size_t mask = t->n_slots - 1, i = t->refs[id].hash & mask;
-	while ((uint32_t)t->slots[i] != id + 1)
-		i = (i + 1) & mask;
-	for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
-		size_t home = t->refs[(uint32_t)t->slots[j] - 1].hash & mask;
-		/* Move j's entry into the hole at i if its home is not in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			t->slots[i] = t->slots[j];
-			i = j;
-		}
-	}
-	t->slots[i] = 0;
-	t->n_live--;
-}
-
 /* The id of p[0..len); NONE when absent and !add. *added: it was new. */
 static uint32_t strtab_get(struct strtab *t, const char *p, size_t len, bool add, bool *added)
 {
@@ -545,7 +526,10 @@ struct exp {
 	struct strtab dims, names, insts, sigs;
 	struct start_sig *sig; /* by sigs id */
 	size_t cap_sig;
-	struct replica *reps; /* by names id */
+	struct floe_meter_row *rows; /* the metering buffer, reused for every replica */
+	size_t cap_rows;
+	struct replica *reps; /* by the reader's replica index */
+	uint32_t n_reps;
 	size_t cap_reps;
 	uint64_t *inst_max_t; /* by insts id: latest t of any record of it */
 	size_t cap_insts;
@@ -790,15 +774,13 @@ static void finish(struct exp *x, struct replica *r, uint64_t end_ms)
 		uint64_t last = r->ev[r->n_ev - 1].state == FLOE_METER_STOPPED ? r->last_t : end_ms;
 		/* Nothing to meter for a life entirely outside [from, to). */
 		if (r->start_t < x->q->to_ms && last > x->q->from_ms) {
-			struct floe_meter_row *rows;
-			long n =
-				floe_meter_replica(r->ev, r->n_ev, r->ans, r->n_ans, end_ms,
-						   r->rounding, &x->groups[r->group].prices, &rows);
+			long n = floe_meter_replica_into(r->ev, r->n_ev, r->ans, r->n_ans, end_ms,
+							 r->rounding, &x->groups[r->group].prices,
+							 &x->rows, &x->cap_rows);
 			if (n < 0)
 				x->error = (int)n;
 			else
-				fold(x, r, rows, n);
-			free(rows);
+				fold(x, r, x->rows, n);
 		}
 	}
 	free(r->ev);
@@ -867,13 +849,14 @@ static size_t start_sig(const struct floe_record *rec, char *out)
 	return n + sizeof(rec->prices);
 }
 
-static void on_start(struct exp *x, struct replica *r, uint32_t id, const struct floe_record *rec)
+static void on_start(struct exp *x, struct replica *r, const floe_ledger_key *key,
+		     const struct floe_record *rec)
 {
 	r->started = true;
 	r->start_t = rec->t_ms;
-	char key[5 * (1 + FLOE_RECORD_MAX_STR) + sizeof(rec->gpus) + sizeof(rec->prices)];
+	char sig[5 * (1 + FLOE_RECORD_MAX_STR) + sizeof(rec->gpus) + sizeof(rec->prices)];
 	bool added;
-	uint32_t sid = strtab_get(&x->sigs, key, start_sig(rec, key), true, &added);
+	uint32_t sid = strtab_get(&x->sigs, sig, start_sig(rec, sig), true, &added);
 	if (added) {
 		if (sid >= x->cap_sig) {
 			x->cap_sig = x->cap_sig ? x->cap_sig * 2 : 64;
@@ -912,7 +895,7 @@ static void on_start(struct exp *x, struct replica *r, uint32_t id, const struct
 		r->group = sv->group;
 	} else {
 		struct group g = sv->tmpl;
-		g.replica = id;
+		g.replica = strtab_get(&x->names, key->replica, strlen(key->replica), true, NULL);
 		r->group = group_get(x, &g);
 	}
 	r->rounding = rec->rounding;
@@ -922,29 +905,29 @@ static void on_start(struct exp *x, struct replica *r, uint32_t id, const struct
 static int on_record(const floe_ledger_key *key, const void *payload, size_t len, void *opaque)
 {
 	struct exp *x = opaque;
-	size_t nlen = strlen(key->replica);
-	bool added;
-	uint32_t id = strtab_get(&x->names, key->replica, nlen, true, &added);
-	if (added) {
+	/* The reader numbers replicas densely in order of first appearance and
+	 * has already dropped copies of a (replica, seq): one array, no map. */
+	uint32_t id = key->index;
+	if (id >= x->n_reps) {
 		if (id >= x->cap_reps) {
 			size_t cap = x->cap_reps ? x->cap_reps * 2 : 1024;
+			while (cap <= id)
+				cap *= 2;
 			x->reps = xrealloc(x->reps, cap * sizeof(*x->reps));
 			x->cap_reps = cap;
 		}
-		const char *at = memrchr(key->replica, '@', nlen);
-		const char *inst = at ? at + 1 : key->replica;
-		x->reps[id] = (struct replica){
-			.group = NONE,
-			.inst = NONE,
-			.inst_key = inst_get(x, inst, nlen - (size_t)(inst - key->replica)),
-		};
+		for (uint32_t i = x->n_reps; i <= id; i++)
+			x->reps[i] =
+				(struct replica){ .group = NONE, .inst = NONE, .inst_key = NONE };
+		x->n_reps = id + 1;
 	}
 	struct replica *r = &x->reps[id];
-	if (!added && key->seq <= r->last_seq) {
-		x->duplicates++; /* a retried append's copy */
-		return 0;
+	if (r->inst_key == NONE) {
+		size_t nlen = strlen(key->replica);
+		const char *at = memrchr(key->replica, '@', nlen);
+		const char *inst = at ? at + 1 : key->replica;
+		r->inst_key = inst_get(x, inst, nlen - (size_t)(inst - key->replica));
 	}
-	r->last_seq = key->seq;
 	struct floe_record rec;
 	if (floe_record_decode(payload, len, &rec) < 0) {
 		x->undecodable++;
@@ -960,11 +943,13 @@ static int on_record(const floe_ledger_key *key, const void *payload, size_t len
 			x->undecodable++; /* a second start under one name: not billable */
 			break;
 		}
-		on_start(x, r, id, &rec);
+		on_start(x, r, key, &rec);
 		break;
 	case FLOE_RECORD_STATE:
 	case FLOE_RECORD_ANSWERS:
-		if (!r->started) {
+		/* Nothing of a replica follows its stopped (record.h); what does
+		 * is, like records whose start was lost, not billable. */
+		if (!r->started || r->done) {
 			x->orphans++;
 			break;
 		}
@@ -975,16 +960,8 @@ static int on_record(const floe_ledger_key *key, const void *payload, size_t len
 		}
 		if (r->group != NONE)
 			push_event(r, rec.t_ms, rec.state);
-		if (rec.state == FLOE_METER_STOPPED) {
+		if (rec.state == FLOE_METER_STOPPED)
 			finish(x, r, rec.t_ms);
-			/* Out of the lookup: it then holds the replicas alive at this
-			 * point of the ledger (hundreds), not every one of the month
-			 * (the lookup was the export's hottest spot). The ledger
-			 * reader already drops copies of a (replica, seq), so nothing
-			 * of this replica should follow; anything that does is a
-			 * record without a start (an orphan). */
-			strtab_del(&x->names, id);
-		}
 		break;
 	}
 	return 0;
@@ -992,11 +969,12 @@ static int on_record(const floe_ledger_key *key, const void *payload, size_t len
 
 static void exp_destroy(struct exp *x)
 {
-	for (uint32_t i = 0; i < x->names.n; i++) {
+	for (uint32_t i = 0; i < x->n_reps; i++) {
 		free(x->reps[i].ev);
 		free(x->reps[i].ans);
 	}
 	free(x->reps);
+	free(x->rows);
 	free(x->inst_max_t);
 	strtab_destroy(&x->dims);
 	strtab_destroy(&x->names);
@@ -1026,7 +1004,7 @@ static int exp_run(struct exp *x, const char *dir, const char *live_instance, ui
 		x->ns_filter = strtab_get(&x->dims, q->ns, strlen(q->ns), true, NULL);
 	}
 	floe_ledger_reader rd;
-	int rc = floe_ledger_read(dir, on_record, x, &rd, err);
+	int rc = floe_ledger_read_pipelined(dir, on_record, x, &rd, err);
 	if (rc < 0) {
 		floe_ledger_reader_destroy(&rd);
 		return rc;
@@ -1036,7 +1014,7 @@ static int exp_run(struct exp *x, const char *dir, const char *live_instance, ui
 					NONE;
 	/* Timelines still open: the live floed's run to now; a crashed one's
 	 * ended with its last record (its replicas died with it). */
-	for (uint32_t i = 0; i < x->names.n; i++) {
+	for (uint32_t i = 0; i < x->n_reps; i++) {
 		struct replica *r = &x->reps[i];
 		if (!r->started || r->done)
 			continue;

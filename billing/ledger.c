@@ -302,15 +302,16 @@ static bool frame_parse(const unsigned char *buf, size_t avail, struct frame *f)
 /* ---- dedupe map: replica -> highest seq read ---------------------------- */
 
 /*
- * Open addressing with linear probing; a slot is 16 bytes and names live
+ * Open addressing with linear probing; a slot is 24 bytes and names live
  * in one arena as [length byte][bytes], so the map costs about
- * 16 / load + name + 1 bytes per distinct replica (~60 bytes for a 20-byte
+ * 24 / load + name + 1 bytes per distinct replica (~70 bytes for a 20-byte
  * name), never anything per record.
  */
 struct seq_slot {
 	uint64_t hash; /* 0: empty */
 	uint32_t seq;
-	uint32_t name; /* offset in the arena */
+	uint32_t name;  /* offset in the arena */
+	uint32_t index; /* order of first appearance (floe_ledger_key.index) */
 };
 
 struct seq_map {
@@ -384,10 +385,12 @@ static void map_grow(struct seq_map *m)
 
 /*
  * Whether (replica, seq) is new, i.e. seq is above the highest seq read so
- * far for replica (or replica is new); if so it becomes the highest.
- * -EOVERFLOW past 4 GiB of distinct names (~200 M replicas).
+ * far for replica (or replica is new); if so it becomes the highest, and
+ * *index is the replica's number. -EOVERFLOW past 4 GiB of distinct names
+ * (~200 M replicas).
  */
-static int map_admit(struct seq_map *m, const char *name, size_t len, uint64_t h, uint32_t seq)
+static int map_admit(struct seq_map *m, const char *name, size_t len, uint64_t h, uint32_t seq,
+		     uint32_t *index)
 {
 	if (2 * (m->n + 1) > m->cap)
 		map_grow(m);
@@ -404,6 +407,7 @@ static int map_admit(struct seq_map *m, const char *name, size_t len, uint64_t h
 		if (seq <= s->seq)
 			return 0;
 		s->seq = seq;
+		*index = s->index;
 		return 1;
 	}
 	if (m->arena_len + 1 + len > UINT32_MAX)
@@ -412,7 +416,8 @@ static int map_admit(struct seq_map *m, const char *name, size_t len, uint64_t h
 		m->arena_cap = m->arena_cap ? m->arena_cap * 2 : 64 * 1024;
 		m->arena = xrealloc(m->arena, m->arena_cap);
 	}
-	m->slots[j] = (struct seq_slot){ h, seq, (uint32_t)m->arena_len };
+	*index = (uint32_t)m->n;
+	m->slots[j] = (struct seq_slot){ h, seq, (uint32_t)m->arena_len, (uint32_t)m->n };
 	m->arena[m->arena_len] = (unsigned char)len;
 	memcpy(m->arena + m->arena_len + 1, name, len);
 	m->arena_len += 1 + len;
@@ -524,7 +529,8 @@ static ssize_t window_at(struct scan *sc, struct window *w, uint64_t off)
 
 static int emit(struct scan *sc, const struct frame *f, uint64_t h, floe_error *err)
 {
-	int ok = map_admit(&sc->seen, f->replica, f->replica_len, h, f->seq);
+	uint32_t index = 0;
+	int ok = map_admit(&sc->seen, f->replica, f->replica_len, h, f->seq, &index);
 	if (ok < 0)
 		return floe_error_set(err, ok, "more than 4 GiB of distinct replica names");
 	if (!ok) {
@@ -536,7 +542,10 @@ static int emit(struct scan *sc, const struct frame *f, uint64_t h, floe_error *
 		char replica[FLOE_LEDGER_MAX_REPLICA + 1];
 		memcpy(replica, f->replica, f->replica_len);
 		replica[f->replica_len] = '\0';
-		floe_ledger_key key = { replica, f->minute, f->seq };
+		floe_ledger_key key = { .replica = replica,
+					.minute = f->minute,
+					.seq = f->seq,
+					.index = index };
 		sc->cb_rc = sc->cb(&key, f->data, f->data_len, sc->opaque);
 	}
 	return 0;

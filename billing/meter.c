@@ -25,7 +25,11 @@ struct builder {
 
 static uint64_t cost_micro(uint64_t billable_ms, uint64_t per_hour_micro)
 {
-	/* 128-bit: a year of milliseconds times a large price overflows 64. */
+	/* A row is at most a minute, so the product fits 64 bits for any price
+	 * under ~3e8 an hour, and a 64-bit division by a constant is a
+	 * multiply; the 128-bit path (a library call) is kept for the rest. */
+	if (per_hour_micro <= (UINT64_MAX - HOUR_MS / 2) / MINUTE_MS && billable_ms <= MINUTE_MS)
+		return (billable_ms * per_hour_micro + HOUR_MS / 2) / HOUR_MS;
 	unsigned __int128 x = (unsigned __int128)billable_ms * per_hour_micro + HOUR_MS / 2;
 	return (uint64_t)(x / HOUR_MS);
 }
@@ -47,12 +51,21 @@ static void flush(struct builder *b)
 	}
 	uint64_t billable[FLOE_METER_NSTATES] = { 0 };
 	if (b->rounding == FLOE_ROUND_MINUTE) {
-		uint64_t given = 0;
-		for (int s = 0; s < FLOE_METER_NSTATES; s++) {
-			billable[s] = b->ms[s] * MINUTE_MS / total;
-			given += billable[s];
+		/* Most minutes are in one state, or whole: then the split is
+		 * exact without dividing (an export meters millions of minutes,
+		 * and four 64-bit divisions a minute were most of its cost). */
+		if (b->ms[most] == total) {
+			billable[most] = MINUTE_MS;
+		} else if (total == MINUTE_MS) {
+			memcpy(billable, b->ms, sizeof(billable));
+		} else {
+			uint64_t given = 0;
+			for (int s = 0; s < FLOE_METER_NSTATES; s++) {
+				billable[s] = b->ms[s] * MINUTE_MS / total;
+				given += billable[s];
+			}
+			billable[most] += MINUTE_MS - given;
 		}
-		billable[most] += MINUTE_MS - given;
 	} else {
 		for (int s = 0; s < FLOE_METER_NSTATES; s++)
 			billable[s] = (b->ms[s] + 999) / 1000 * 1000;
@@ -97,12 +110,32 @@ long floe_meter_replica(const struct floe_meter_event *events, size_t n_events,
 			enum floe_meter_rounding rounding, const struct floe_meter_prices *prices,
 			struct floe_meter_row **rows)
 {
+	size_t cap = 0;
 	*rows = NULL;
+	long n = floe_meter_replica_into(events, n_events, answers, n_answers, now_ms, rounding,
+					 prices, rows, &cap);
+	if (n <= 0) {
+		free(*rows);
+		*rows = NULL;
+	}
+	return n;
+}
+
+long floe_meter_replica_into(const struct floe_meter_event *events, size_t n_events,
+			     const struct floe_meter_answers *answers, size_t n_answers,
+			     uint64_t now_ms, enum floe_meter_rounding rounding,
+			     const struct floe_meter_prices *prices, struct floe_meter_row **rows,
+			     size_t *cap)
+{
 	for (size_t i = 0; i < n_events; i++)
 		if ((i > 0 && events[i].t_ms < events[i - 1].t_ms) ||
 		    (unsigned)events[i].state > FLOE_METER_STOPPED)
 			return -EINVAL;
-	struct builder b = { .rounding = rounding, .prices = prices, .minute = UINT64_MAX };
+	struct builder b = { .rows = *rows,
+			     .cap = *cap,
+			     .rounding = rounding,
+			     .prices = prices,
+			     .minute = UINT64_MAX };
 	for (size_t i = 0; i < n_events; i++) {
 		if (events[i].state == FLOE_METER_STOPPED)
 			continue;
@@ -142,5 +175,6 @@ long floe_meter_replica(const struct floe_meter_event *events, size_t n_events,
 				hit->requests[c] += answers[a].requests[c];
 	}
 	*rows = b.rows;
+	*cap = b.cap;
 	return (long)b.n;
 }

@@ -88,4 +88,15 @@ long floe_meter_replica(const struct floe_meter_event *events, size_t n_events,
 			enum floe_meter_rounding rounding, const struct floe_meter_prices *prices,
 			struct floe_meter_row **rows);
 
+/**
+ * The same, into a buffer the caller keeps across calls (an export meters
+ * hundreds of thousands of replicas): *rows holds *cap rows and is grown
+ * with realloc as needed. Start with NULL and 0; free(*rows) when done.
+ */
+long floe_meter_replica_into(const struct floe_meter_event *events, size_t n_events,
+			     const struct floe_meter_answers *answers, size_t n_answers,
+			     uint64_t now_ms, enum floe_meter_rounding rounding,
+			     const struct floe_meter_prices *prices, struct floe_meter_row **rows,
+			     size_t *cap);
+
 #endif

@@ -509,6 +509,11 @@ struct floe_usage_replica *floe_usage_replica_start(struct floe_usage *u,
 	ur->counts_minute = UINT64_MAX;
 	snprintf(ur->name, sizeof(ur->name), "%s@%s", replica_id, u->instance);
 	floe_list_push(&u->replicas, &ur->link);
+	if (u->closed) {
+		/* floed is past its last commit: an inert handle, freed at the end. */
+		ur->state = FLOE_METER_STOPPED;
+		return ur;
+	}
 	u->n_live++;
 
 	const char *itype = ep->resources.instance_type;
@@ -544,7 +549,7 @@ struct floe_usage_replica *floe_usage_replica_start(struct floe_usage *u,
 
 void floe_usage_replica_state(struct floe_usage_replica *ur, enum floe_meter_state state)
 {
-	if (state == ur->state)
+	if (state == ur->state || ur->u->closed)
 		return;
 	struct floe_usage *u = ur->u;
 	uint64_t now = wall_ms(u);
@@ -564,7 +569,7 @@ void floe_usage_replica_state(struct floe_usage_replica *ur, enum floe_meter_sta
 void floe_usage_replica_answer(struct floe_usage_replica *ur, int status)
 {
 	int cls = status / 100;
-	if (cls < 1 || cls > 5 || ur->state == FLOE_METER_STOPPED)
+	if (cls < 1 || cls > 5 || ur->state == FLOE_METER_STOPPED || ur->u->closed)
 		return;
 	uint64_t now = wall_ms(ur->u);
 	uint64_t minute = now / MINUTE_MS;
@@ -584,14 +589,25 @@ void floe_usage_close(struct floe_usage *u)
 {
 	if (u->closed)
 		return;
-	u->closed = true;
 	/* Replicas still listed here were never reported stopped (floed is
-	 * exiting without waiting for them): end them now. */
-	while (!floe_list_empty(&u->replicas)) {
-		struct floe_usage_replica *ur =
-			container_of(u->replicas.next, struct floe_usage_replica, link);
-		floe_usage_replica_state(ur, FLOE_METER_STOPPED);
+	 * exiting without waiting for them, after a second signal): end them
+	 * now. Their handles stay valid, inert, until floe_usage_free: the
+	 * activator may still report on them while the loop winds down. */
+	uint64_t now = wall_ms(u);
+	struct floe_list *pos;
+	floe_list_for_each(pos, &u->replicas) {
+		struct floe_usage_replica *ur = container_of(pos, struct floe_usage_replica, link);
+		if (ur->state == FLOE_METER_STOPPED)
+			continue;
+		flush_answers(ur, now);
+		struct floe_record rec = { .kind = FLOE_RECORD_STATE,
+					   .t_ms = now,
+					   .state = FLOE_METER_STOPPED };
+		emit(u, ur->name, ++ur->seq, &rec);
+		ur->state = FLOE_METER_STOPPED;
+		u->n_live--;
 	}
+	u->closed = true;
 	hand_over(u);
 	uv_timer_stop(&u->timer);
 	uv_close((uv_handle_t *)&u->timer, on_timer_closed);
@@ -608,6 +624,12 @@ void floe_usage_free(struct floe_usage *u)
 	uv_mutex_unlock(&u->mu);
 	uv_thread_join(&u->thread);
 	list_free(&u->queue);
+	while (!floe_list_empty(&u->replicas)) {
+		struct floe_usage_replica *ur =
+			container_of(u->replicas.next, struct floe_usage_replica, link);
+		floe_list_remove(&ur->link);
+		free(ur);
+	}
 	floe_ledger_close(u->lg);
 	uv_cond_destroy(&u->cv);
 	uv_mutex_destroy(&u->mu);

@@ -69,8 +69,10 @@ void floe_usage_replica_state(struct floe_usage_replica *ur, enum floe_meter_sta
 void floe_usage_replica_answer(struct floe_usage_replica *ur, int status);
 
 /**
- * Stop recording: queue what is left and close the loop handles. Call once
- * every replica has stopped; floe_usage_free() then waits for the writer.
+ * Stop recording: replicas not reported stopped yet are ended now, what is
+ * left is queued, and the loop handles close. Reports made after this are
+ * ignored (handles stay valid until floe_usage_free, which then waits for
+ * the writer's last commit).
  */
 void floe_usage_close(struct floe_usage *u);
 

@@ -219,7 +219,7 @@ static void put(struct writer *w, const char *name, uint32_t seq, const struct f
 	floe_buf_reset(&w->b);
 	if (floe_record_encode(rec, &w->b) < 0)
 		abort();
-	floe_ledger_key key = { name, rec->t_ms / MIN_MS, seq };
+	floe_ledger_key key = { .replica = name, .minute = rec->t_ms / MIN_MS, .seq = seq };
 	sim_now_ms = rec->t_ms;
 	int rc = floe_ledger_append(w->lg, &key, w->b.data, w->b.len, NULL);
 	if (rc != 0) {

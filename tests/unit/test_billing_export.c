@@ -87,7 +87,7 @@ static void w_append(struct w *w, const char *replica, uint32_t seq, const struc
 {
 	struct floe_buf b = FLOE_BUF_INIT;
 	cr_assert_eq(floe_record_encode(rec, &b), 0);
-	floe_ledger_key key = { replica, rec->t_ms / 60000, seq };
+	floe_ledger_key key = { .replica = replica, .minute = rec->t_ms / 60000, .seq = seq };
 	cr_assert_eq(floe_ledger_append(w->lg, &key, b.data, b.len, NULL), 0);
 	floe_buf_destroy(&b);
 }
