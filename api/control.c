@@ -122,17 +122,6 @@ static enum route route_of(const char *url, const char **rest, size_t *rest_len,
 	return ROUTE_SNAP_ONE;
 }
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /*
  * The percent-decoded value of parameter name in query (first occurrence).
  * Returns 1 with *out allocated, 0 when absent, -1 when the value is not
@@ -146,25 +135,9 @@ static int query_param(const char *query, const char *name, char **out)
 		const char *end = strchr(p, '&');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		if (len > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			const char *v = p + nlen + 1;
-			size_t vlen = len - nlen - 1;
-			char *dst = xmalloc(vlen + 1);
-			size_t k = 0;
-			for (size_t i = 0; i < vlen; i++) {
-				if (v[i] != '%') {
-					dst[k++] = v[i];
-					continue;
-				}
-				int hi = i + 2 < vlen ? hexval(v[i + 1]) : -1;
-				int lo = hi >= 0 ? hexval(v[i + 2]) : -1;
-				if (lo < 0 || (hi == 0 && lo == 0)) {
-					free(dst);
-					return -1;
-				}
-				dst[k++] = (char)(hi * 16 + lo);
-				i += 2;
-			}
-			dst[k] = '\0';
+			char *dst = floe_http_pct_decode(p + nlen + 1, len - nlen - 1);
+			if (!dst)
+				return -1;
 			*out = dst;
 			return 1;
 		}

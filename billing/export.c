@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "export.h"
+#include "hash.h"
+#include "http.h"
 #include "log.h"
 #include "meter.h"
 #include "record.h"
@@ -133,36 +135,6 @@ int floe_export_time_parse(const char *s, uint64_t *ms)
 
 /* ---- query ------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' :
-	       c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-	       c >= 'A' && c <= 'F' ? c - 'A' + 10 :
-				      -1;
-}
-
-/* Percent-decode s[0..n) into a new string; NULL for a bad escape or NUL. */
-static char *pct_decode(const char *s, size_t n)
-{
-	char *out = xmalloc(n + 1), *o = out;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] != '%') {
-			*o++ = s[i];
-			continue;
-		}
-		int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-			free(out);
-			return NULL;
-		}
-		*o++ = (char)(hi << 4 | lo);
-		i += 2;
-	}
-	*o = '\0';
-	return out;
-}
-
 static const char time_forms[] =
 	"YYYY-MM-DD, YYYY-MM-DDTHH:MMZ, YYYY-MM-DDTHH:MM:SSZ, or with a +HH:MM/-HH:MM offset";
 
@@ -218,8 +190,8 @@ int floe_export_query_parse(const char *query, uint64_t now_ms, uint64_t max_ran
 		size_t len = strcspn(p, "&");
 		const char *eq = memchr(p, '=', len);
 		size_t nlen = eq ? (size_t)(eq - p) : len;
-		char *name = pct_decode(p, nlen);
-		char *v = eq ? pct_decode(eq + 1, len - nlen - 1) : xstrdup("");
+		char *name = floe_http_pct_decode(p, nlen);
+		char *v = eq ? floe_http_pct_decode(eq + 1, len - nlen - 1) : xstrdup("");
 		if (!name || !v) {
 			rc = floe_error_set(err, -EINVAL, "%.*s: bad percent-encoding", (int)nlen,
 					    p);
@@ -326,26 +298,6 @@ struct strtab {
 	size_t n_live;  /* ids in slots (strtab_del takes an id out, keeps its string) */
 };
 
-/* Eight bytes a step, multiply and fold: ledger names are short, and this
- * runs for every record read. */
-static uint64_t hash_bytes(const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
-	while (n >= 8) {
-		uint64_t v;
-		memcpy(&v, p, 8);
-		h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-		h ^= h >> 31;
-		p += 8;
-		n -= 8;
-	}
-	uint64_t v = 0;
-	memcpy(&v, p, n);
-	h = (h ^ v) * 0x94d049bb133111ebull;
-	return h ^ (h >> 29);
-}
-
 static uint64_t mix64(uint64_t h)
 {
 	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -386,7 +338,7 @@ static uint32_t strtab_get(struct strtab *t, const char *p, size_t len, bool add
 			return NONE;
 		strtab_rehash(t);
 	}
-	uint64_t h = hash_bytes(p, len), tag = (h >> 32) << 32;
+	uint64_t h = floe_hash_bytes(p, len), tag = (h >> 32) << 32;
 	size_t i = h & (t->n_slots - 1);
 	for (; t->slots[i]; i = (i + 1) & (t->n_slots - 1)) {
 		if ((t->slots[i] & 0xffffffff00000000ull) != tag)

@@ -32,6 +32,7 @@
 
 #include "crc32c.h"
 #include "fsutil.h"
+#include "hash.h"
 #include "ledger.h"
 #include "log.h"
 #include "xalloc.h"
@@ -322,27 +323,10 @@ struct seq_map {
 	size_t arena_len, arena_cap;
 };
 
+/* Never 0: an empty slot's hash is 0. */
 static uint64_t name_hash(const unsigned char *p, size_t n)
 {
-	/* 8 bytes per multiply-xorshift round (splitmix64 constants): names are
-	 * ~20 bytes, so this is a handful of cycles. Not keyed: ledger names
-	 * are written by floed, not by users. */
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-	while (n >= 8) {
-		uint64_t v;
-		memcpy(&v, p, 8);
-		h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-		h ^= h >> 31;
-		p += 8;
-		n -= 8;
-	}
-	uint64_t v = 0;
-	memcpy(&v, p, n);
-	h = (h ^ v) * 0x94d049bb133111ebull;
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 32;
-	return h | 1;
+	return floe_hash_bytes(p, n) | 1;
 }
 
 /*

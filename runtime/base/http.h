@@ -163,6 +163,13 @@ bool floe_http_parser_needs_eof(const struct floe_http_parser *p);
 /** Standard reason phrase ("Not Found"), or "Unknown". */
 const char *floe_http_reason(int status);
 
+/**
+ * Percent-decode s[0..n) (RFC 3986 2.1) into a new NUL-terminated string.
+ * '+' stays a plus (query strings of floe's API are not form-encoded).
+ * NULL for a bad escape, or one that decodes to a NUL byte.
+ */
+char *floe_http_pct_decode(const char *s, size_t n);
+
 /** True for hop-by-hop headers (RFC 9110 7.6.1) a proxy must not forward. */
 bool floe_http_is_hop_by_hop(const char *name);
 

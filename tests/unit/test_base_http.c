@@ -1333,3 +1333,31 @@ Test(http_request, connection_list_survives_a_growing_head)
 	cap_free(c);
 	floe_buf_destroy(&req);
 }
+
+Test(http, pct_decode)
+{
+	static const struct {
+		const char *in, *out; /* out NULL: refused */
+	} cases[] = {
+		{ "", "" },
+		{ "abc", "abc" },
+		{ "2026-11-28T10%3A00%3A00Z", "2026-11-28T10:00:00Z" },
+		{ "a+b", "a+b" }, /* not form encoding */
+		{ "%2b%2B", "++" },
+		{ "%e2%82%ac", "\xe2\x82\xac" },
+		{ "%", NULL },
+		{ "%4", NULL },
+		{ "%4g", NULL },
+		{ "%00", NULL },
+		{ "x%zz", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = floe_http_pct_decode(cases[i].in, strlen(cases[i].in));
+		if (!cases[i].out)
+			cr_expect_null(got, "'%s' decoded to '%s'", cases[i].in, got);
+		else
+			cr_expect(got && strcmp(got, cases[i].out) == 0, "'%s' -> '%s'",
+				  cases[i].in, got ? got : "(refused)");
+		free(got);
+	}
+}
