@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <msgpack.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -829,6 +830,20 @@ Test(billing_ledger, kill_test, .timeout = 3600)
 			_exit(127);
 		}
 		close(pfd[1]);
+		/* Odd runs are killed at a random moment from their start (open
+		 * and recovery included); even runs once they have committed
+		 * something, so that kills land mid-stream even where starting
+		 * the writer takes longer than the random delay (sanitizers). */
+		char buf[1 << 16];
+		size_t n = 0;
+		ssize_t r;
+		if (run % 2 == 0) {
+			struct pollfd pp = { .fd = pfd[0], .events = POLLIN };
+			cr_assert_eq(poll(&pp, 1, 10000), 1, "run %d: no commit in 10 s", run);
+			r = read(pfd[0], buf, sizeof(buf) - 1);
+			cr_assert_gt(r, 0);
+			n = (size_t)r;
+		}
 		long us = rand_r(&seed) % 30001;
 		nanosleep(&(struct timespec){ us / 1000000, (us % 1000000) * 1000 }, NULL);
 		cr_assert_eq(kill(pid, SIGKILL), 0);
@@ -838,9 +853,6 @@ Test(billing_ledger, kill_test, .timeout = 3600)
 			  "writer run %d ended on its own (status %d)", run, st);
 
 		/* The acknowledged stream: complete lines only. */
-		char buf[1 << 16];
-		size_t n = 0;
-		ssize_t r;
 		while (n < sizeof(buf) - 1 && (r = read(pfd[0], buf + n, sizeof(buf) - 1 - n)) > 0)
 			n += (size_t)r;
 		close(pfd[0]);
