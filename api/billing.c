@@ -4,6 +4,9 @@
  *   GET /v2/billing/usage.csv?namespace=&from=&to=&granularity=&group_by=
  *   GET /v2/billing/summary?namespace=&from=&to=
  *
+ * With tokens configured a token sees its namespace's usage only (the
+ * namespace parameter defaults to it; another one is a 403).
+ *
  * The query is checked on the loop (a bad one is a 400 at once); reading
  * and metering the ledger runs on the thread pool. The export meters this
  * floed's own live replicas up to the moment of the request.
@@ -120,7 +123,7 @@ static void billing_finish(struct ctl_job *job, int status)
 }
 
 bool floe__billing_route(struct floe_conn *c, struct floe_http_msg *msg, const char *rest,
-			 size_t rest_len, const char *query)
+			 size_t rest_len, const char *query, const char *ns)
 {
 	enum billing_op op;
 	if (rest_len == 9 && memcmp(rest, "usage.csv", 9) == 0)
@@ -143,6 +146,18 @@ bool floe__billing_route(struct floe_conn *c, struct floe_http_msg *msg, const c
 		floe_conn_error(c, 400, "bad_request", j->err.msg, NULL);
 		free(j);
 		return true;
+	}
+	if (ns) {
+		/* A token sees its own namespace's usage, and only that. */
+		if (j->q.ns && strcmp(j->q.ns, ns) != 0) {
+			floe_conn_error(c, 403, "forbidden",
+					"namespace: your token is for another namespace", NULL);
+			floe_export_query_destroy(&j->q);
+			free(j);
+			return true;
+		}
+		free(j->q.ns);
+		j->q.ns = xstrdup(ns);
 	}
 	j->dir = xstrdup(floe_usage_dir(ctl->usage));
 	snprintf(j->instance, sizeof(j->instance), "%s", floe_usage_instance(ctl->usage));

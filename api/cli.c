@@ -35,6 +35,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "xalloc.h"
 
@@ -985,6 +986,56 @@ static int cmd_snapshot_rm(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
+/* --- tokens ------------------------------------------------------------------- */
+
+/*
+ * token new NAMESPACE: a fresh token and the config lines that make floed
+ * accept it. Local only: floed keeps hashes, so it has nothing to ask.
+ */
+static int cmd_token_new(struct cli *cli, int argc, char **argv)
+{
+	/* Nothing is sent, so a FLOE_URL meant for other commands must not
+	 * fail this one (an explicit --url is still checked). */
+	if (!cli->url)
+		cli->url = DEFAULT_URL;
+	int npos, rc = parse_opts(cli, NULL, argc, argv, &npos);
+	if (rc)
+		return rc == EXIT_HELP_DONE ? EXIT_OK : rc;
+	if (npos == 0)
+		return usage_error(cli->cmd, "which namespace? give one, such as alice");
+	if (npos > 1)
+		return usage_error(cli->cmd, "unexpected argument '%s'", argv[1]);
+	const char *ns = argv[0];
+	if (!floe_auth_namespace_valid(ns))
+		return usage_error(cli->cmd,
+				   "'%s' is not a namespace: 1 to 63 characters of [a-z0-9-], "
+				   "starting with a letter or digit",
+				   ns);
+	char token[64], hex[65];
+	int r = floe_auth_token_new(token, hex);
+	if (r < 0) {
+		errorf("cannot get random bytes for a token: %s", strerror(-r));
+		return EXIT_FAIL;
+	}
+	if (cli->json) {
+		json_t *o = json_pack("{s:s, s:s, s:s}", "namespace", ns, "token", token, "sha256",
+				      hex);
+		char *text = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", text);
+		explicit_bzero(text, strlen(text));
+		free(text);
+		json_decref(o); /* jansson keeps its own copy of the token: gone with it */
+	} else {
+		printf("token: %s   (shown once: store it now; floed keeps only its hash)\n"
+		       "add to floed's config under auth.tokens:\n"
+		       "    - namespace: %s\n"
+		       "      sha256: %s\n",
+		       token, ns, hex);
+	}
+	explicit_bzero(token, sizeof(token));
+	return EXIT_OK;
+}
+
 /* --- help, version, dispatch -------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -1019,6 +1070,12 @@ static const struct command commands[] = {
 	  "delete snapshots (DELETE /v2/snapshots/KEY)",
 	  "  KEY                   a full key (64 hex digits) or a unique prefix of at least 8;\n"
 	  "                        every KEY is resolved before any is deleted\n" },
+	{ "token", "new", cmd_token_new, "token new NAMESPACE [--json]",
+	  "make an API token for a namespace (local: does not contact floed)",
+	  "  NAMESPACE             [a-z0-9][a-z0-9-]{0,62}: the endpoints the token may manage\n"
+	  "  --json                {\"namespace\",\"token\",\"sha256\"} instead of the text\n"
+	  "Prints the token once and the lines to add under auth.tokens in floed's config\n"
+	  "(its SHA-256: floed never stores the token). Reload floed (SIGHUP) to apply.\n" },
 	{ 0 },
 };
 

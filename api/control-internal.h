@@ -37,15 +37,23 @@ void floe__ctl_job_queue(struct floe_conn *c, struct ctl_job *j);
 void floe__ctl_respond(struct floe_conn *c, int status, const char *content_type,
 		       const char *extra_headers, const char *body, size_t len, bool head_only);
 
+/**
+ * Who is asking (see control.h, Auth). Returns true with *ns the token's
+ * namespace (pointing into the config; NULL in single-user mode: no limit),
+ * or false after answering 401.
+ */
+bool floe__ctl_authorize(struct floe_conn *c, struct floe_http_msg *msg, const char **ns);
+
 /** 405 with the Allow header line given ("Allow: GET, HEAD\r\n"). */
 void floe__ctl_method_not_allowed(struct floe_conn *c, const char *allow);
 
 /**
  * /v2/billing/REST (rest: the path after "/v2/billing/", not terminated;
- * query: after '?', or NULL). Returns true when it answered (or queued the
- * answer), false for an unknown REST (the caller's 404).
+ * query: after '?', or NULL; ns: the token's namespace, NULL in single-user
+ * mode). Returns true when it answered (or queued the answer), false for an
+ * unknown REST (the caller's 404).
  */
 bool floe__billing_route(struct floe_conn *c, struct floe_http_msg *msg, const char *rest,
-			 size_t rest_len, const char *query);
+			 size_t rest_len, const char *query, const char *ns);
 
 #endif

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "activator.h"
+#include "auth.h"
 #include "control-internal.h"
 #include "control.h"
 #include "log.h"
@@ -184,6 +185,7 @@ struct snap_job {
 	enum snap_op op;
 	char *data_dir;
 	char *endpoint; /* OP_LIST filter, or NULL */
+	char **allowed; /* the token's namespace's endpoints (NULL: single-user, all) */
 	char key[FLOE_SNAPSHOT_KEY_LEN + 1];
 	/* results (written on the pool, read in snap_done) */
 	int status;
@@ -235,6 +237,44 @@ static void job_fail(struct snap_job *j, int status, const char *type)
 	j->err_type = type;
 }
 
+/* Whether the caller may see snapshots of endpoint (a token sees those of
+ * its namespace's endpoints). */
+static bool snap_allowed(const struct snap_job *j, const char *endpoint)
+{
+	if (!j->allowed)
+		return true;
+	for (char **a = j->allowed; *a; a++)
+		if (endpoint && strcmp(*a, endpoint) == 0)
+			return true;
+	return false;
+}
+
+/* For GET and DELETE with a token: the snapshot must be of one of its
+ * endpoints. False after setting the error. */
+static bool snap_owned(struct snap_job *j)
+{
+	if (!j->allowed)
+		return true;
+	struct floe_snapshot_meta m;
+	memset(&m, 0, sizeof(m));
+	int rc = floe_snapstore_load(j->data_dir, j->key, &m, &j->err);
+	if (rc == -ENOENT) {
+		floe_error_set(&j->err, rc, "no snapshot %s", j->key);
+		job_fail(j, 404, "not_found");
+		return false;
+	}
+	bool ok = rc == 0 && snap_allowed(j, m.endpoint);
+	if (rc == 0)
+		floe_snapshot_meta_free(&m);
+	if (!ok) {
+		/* A damaged one has no owner to read: the operator's to remove. */
+		floe_error_set(&j->err, -EPERM,
+			       "snapshot %s is not of an endpoint of your namespace", j->key);
+		job_fail(j, 403, "forbidden");
+	}
+	return ok;
+}
+
 static void snap_list(struct snap_job *j)
 {
 	struct floe_snapshot_meta *metas;
@@ -250,7 +290,8 @@ static void snap_list(struct snap_job *j)
 		qsort(metas, n, sizeof(*metas), meta_cmp);
 	json_t *items = json_array();
 	for (size_t i = 0; i < n; i++) {
-		if (!j->endpoint || strcmp(metas[i].endpoint, j->endpoint) == 0)
+		if ((!j->endpoint || strcmp(metas[i].endpoint, j->endpoint) == 0) &&
+		    snap_allowed(j, metas[i].endpoint))
 			json_array_append_new(items, meta_json(&metas[i]));
 		floe_snapshot_meta_free(&metas[i]);
 	}
@@ -264,6 +305,8 @@ static void snap_list(struct snap_job *j)
 
 static void snap_get(struct snap_job *j)
 {
+	if (!snap_owned(j))
+		return;
 	struct floe_snapshot_meta m;
 	memset(&m, 0, sizeof(m));
 	int rc = floe_snapstore_load(j->data_dir, j->key, &m, &j->err);
@@ -287,6 +330,8 @@ static void snap_get(struct snap_job *j)
 
 static void snap_delete(struct snap_job *j)
 {
+	if (!snap_owned(j))
+		return;
 	int rc = floe_snapstore_remove(j->data_dir, j->key, &j->err);
 	if (rc == -ENOENT) {
 		floe_error_set(&j->err, rc, "no snapshot %s", j->key);
@@ -313,6 +358,9 @@ static void snap_work(struct ctl_job *job)
 
 static void snap_job_free(struct snap_job *j)
 {
+	for (char **a = j->allowed; a && *a; a++)
+		free(*a);
+	free(j->allowed);
 	free(j->data_dir);
 	free(j->endpoint);
 	free(j->body);
@@ -348,9 +396,11 @@ static void snap_done(struct ctl_job *job, int status)
 	snap_job_free(j);
 }
 
-static void snap_queue(struct floe_conn *c, struct snap_job *j)
+static void snap_queue(struct floe_conn *c, struct snap_job *j, const char *ns)
 {
 	struct floe_control *ctl = c->server->data;
+	if (ns)
+		j->allowed = floe_activator_endpoints_of(ctl->act, ns);
 	j->data_dir = xstrdup(floe_activator_data_dir(ctl->act));
 	floe_error_clear(&j->err);
 	j->job.run = snap_work;
@@ -389,6 +439,27 @@ void floe__ctl_job_queue(struct floe_conn *c, struct ctl_job *j)
 
 /* --- handler -------------------------------------------------------------- */
 
+bool floe__ctl_authorize(struct floe_conn *c, struct floe_http_msg *msg, const char **ns)
+{
+	struct floe_control *ctl = c->server->data;
+	*ns = NULL;
+	if (floe_auth_single_user(ctl->auth))
+		return true;
+	switch (floe_auth_check(ctl->auth, floe_http_msg_header(msg, "authorization"), ns)) {
+	case FLOE_AUTH_OK: return true;
+	case FLOE_AUTH_NO_TOKEN:
+		/* RFC 6750 section 3: no error code when no credentials came. */
+		floe_conn_error(c, 401, "unauthorized",
+				"this route needs a token: Authorization: Bearer TOKEN",
+				"WWW-Authenticate: Bearer realm=\"floe\"\r\n");
+		return false;
+	case FLOE_AUTH_BAD_TOKEN: break;
+	}
+	floe_conn_error(c, 401, "unauthorized", "the token is not valid",
+			"WWW-Authenticate: Bearer realm=\"floe\", error=\"invalid_token\"\r\n");
+	return false;
+}
+
 void floe__ctl_method_not_allowed(struct floe_conn *c, const char *allow)
 {
 	char msg[64];
@@ -409,13 +480,17 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		route = ROUTE_NONE;
 	if (route == ROUTE_BILLING && !ctl->usage)
 		route = ROUTE_NONE;
+	/* Everything under /v2 is someone's: who asks decides what they see. */
+	const char *ns = NULL;
+	if (route >= ROUTE_SNAP_CAPS && !floe__ctl_authorize(c, msg, &ns))
+		return;
 	/* Each route answers at once or from the thread pool; a request body
 	 * (none is expected) is not read: floe_conn_finish then closes the
 	 * connection instead of keeping it out of step. */
 	switch (route) {
 	case ROUTE_NONE: break;
 	case ROUTE_BILLING:
-		if (floe__billing_route(c, msg, rest, rest_len, query))
+		if (floe__billing_route(c, msg, rest, rest_len, query, ns))
 			return;
 		break;
 	case ROUTE_HEALTHZ:
@@ -460,7 +535,7 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		j->op = OP_LIST;
 		j->job.head_only = head_only;
 		j->endpoint = endpoint;
-		snap_queue(c, j);
+		snap_queue(c, j, ns);
 		return;
 	}
 	case ROUTE_SNAP_ONE: {
@@ -478,7 +553,7 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		j->op = get ? OP_GET : OP_DELETE;
 		j->job.head_only = head_only;
 		memcpy(j->key, rest, FLOE_SNAPSHOT_KEY_LEN);
-		snap_queue(c, j);
+		snap_queue(c, j, ns);
 		return;
 	}
 	}

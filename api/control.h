@@ -10,6 +10,12 @@
  *   GET    /v2/billing/usage.csv       usage as RFC 4180 CSV (docs/billing.md)
  *   GET    /v2/billing/summary         usage per endpoint, JSON
  *
+ * Auth: with auth.tokens configured, every /v2 route wants "Authorization:
+ * Bearer TOKEN" (401 without it or with a wrong one) and shows only the
+ * token's namespace: snapshots of its endpoints, its usage (403 for
+ * another namespace's). /healthz and /metrics stay open, for probes and
+ * Prometheus. Single-user (no tokens): nothing is asked.
+ *
  * HEAD is accepted wherever GET is; other methods get 405 with Allow. Errors
  * are floe's JSON errors ({"error":{"message","type","code"}}). Reading and
  * removing snapshots and reading the ledger touch the disk, so it runs on libuv's thread pool.
@@ -22,12 +28,16 @@
 #include "server.h"
 
 struct floe_activator;
+struct floe_auth_config;
 struct floe_usage;
 
 struct floe_control {
 	struct floe_metrics *metrics; /* not owned */
 	struct floe_activator *act;   /* not owned; NULL: the /v2/snapshots routes answer 404 */
 	struct floe_usage *usage;     /* not owned; NULL: the /v2/billing routes answer 404 */
+	/* Tokens of the running config (the daemon updates it on reload); NULL
+	 * or none: single-user, nothing asked. */
+	const struct floe_auth_config *auth;
 };
 
 /** Handler for floe_server_listen; set server->data to a struct floe_control. */

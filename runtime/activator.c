@@ -939,6 +939,25 @@ void floe_activator_apply(struct floe_activator *a, const struct floe_config *cf
 	}
 }
 
+char **floe_activator_endpoints_of(const struct floe_activator *a, const char *ns)
+{
+	size_t n = 0, cap = 8;
+	char **names = xmalloc(cap * sizeof(*names));
+	const struct floe_list *pos;
+	floe_list_for_each(pos, &a->endpoints) {
+		const struct endpoint *ep = container_of(pos, struct endpoint, link);
+		if (ep->removed || !ep->cfg->ns || strcmp(ep->cfg->ns, ns) != 0)
+			continue;
+		if (n + 1 == cap) {
+			cap *= 2;
+			names = xrealloc(names, cap * sizeof(*names));
+		}
+		names[n++] = xstrdup(ep->cfg->name);
+	}
+	names[n] = NULL;
+	return names;
+}
+
 /* --- lifecycle ------------------------------------------------------------ */
 
 struct floe_activator *floe_activator_new(uv_loop_t *loop, struct floe_metrics *metrics,

@@ -38,6 +38,12 @@ bool floe_activator_freezer(const struct floe_activator *a);
 /** The data directory (snapshots live in DATA_DIR/snapshots). */
 const char *floe_activator_data_dir(const struct floe_activator *a);
 
+/**
+ * The names of the served endpoints of namespace ns, NULL-terminated,
+ * malloc'd (free each and the array). For checks made off the loop.
+ */
+char **floe_activator_endpoints_of(const struct floe_activator *a, const char *ns);
+
 /** An operator removed snapshot KEY (control plane): forget it wherever it is in use. */
 void floe_activator_snapshot_removed(struct floe_activator *a, const char *key);
 

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "activator.h"
+#include "auth.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
@@ -75,6 +76,15 @@ static int load_config(struct daemon *d, struct floe_config **out, floe_error *e
 					    &cfg->listen_port, err) < 0) ||
 	    (o->api_listen && override_hostport("--api-listen", o->api_listen, &cfg->api_host,
 						&cfg->api_port, err) < 0)) {
+		floe_config_free(cfg);
+		return err->code;
+	}
+	/* The loader checked the file's addresses; the flags may have moved
+	 * them off loopback, and without tokens that would serve everyone. */
+	if ((o->listen && floe_auth_listen_check(&cfg->auth, "--listen", cfg->listen_host,
+						 cfg->listen_port, err) < 0) ||
+	    (o->api_listen && floe_auth_listen_check(&cfg->auth, "--api-listen", cfg->api_host,
+						     cfg->api_port, err) < 0)) {
 		floe_config_free(cfg);
 		return err->code;
 	}
@@ -148,6 +158,17 @@ static void on_reload_signal(uv_signal_t *s, int signum)
 		log_error("reload refused, keeping the running configuration: %s", err.msg);
 		return;
 	}
+	/* A reload does not rebind: the new tokens must suit the addresses
+	 * floed is bound to (dropping every token while on 0.0.0.0 would make
+	 * it single-user for anyone). */
+	if (floe_auth_listen_check(&cfg->auth, "listen (bound)", d->cfg->listen_host,
+				   d->cfg->listen_port, &err) < 0 ||
+	    floe_auth_listen_check(&cfg->auth, "api_listen (bound)", d->cfg->api_host,
+				   d->cfg->api_port, &err) < 0) {
+		log_error("reload refused, keeping the running configuration: %s", err.msg);
+		floe_config_free(cfg);
+		return;
+	}
 	if (strcmp(cfg->listen_host, d->cfg->listen_host) != 0 ||
 	    cfg->listen_port != d->cfg->listen_port ||
 	    strcmp(cfg->api_host, d->cfg->api_host) != 0 || cfg->api_port != d->cfg->api_port ||
@@ -156,6 +177,7 @@ static void on_reload_signal(uv_signal_t *s, int signum)
 	apply_log_settings(cfg);
 	floe_usage_configure(d->usage, &cfg->billing);
 	floe_activator_apply(d->act, cfg);
+	d->control.auth = &cfg->auth;
 	floe_config_free(d->cfg);
 	d->cfg = cfg;
 	log_info("configuration reloaded (%zu endpoints)", cfg->n_endpoints);
@@ -235,6 +257,7 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	d.control.metrics = d.metrics;
 	d.control.act = d.act;
 	d.control.usage = d.usage;
+	d.control.auth = &d.cfg->auth;
 
 	struct floe_server_limits limits = {
 		.max_head_bytes = d.cfg->max_header_bytes,

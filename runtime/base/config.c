@@ -22,8 +22,10 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "config.h"
+#include "sha256.h"
 #include "xalloc.h"
 
 #ifndef FLOE_PRESETS_DIR
@@ -655,6 +657,36 @@ static const struct section endpoint_section = {
 	endpoint_fields, sizeof(endpoint_fields) / sizeof(endpoint_fields[0]), NULL
 };
 
+/* auth: tokens are parsed into a stage, the hash decoded by a custom field
+ * whose messages never echo the value (it could be a pasted token). */
+static int parse_tokens(struct loader *L, yaml_node_t *node, void *base, const char *path);
+static int parse_token_sha256(struct loader *L, yaml_node_t *node, void *base, const char *path);
+
+static const char *check_namespace(const char *s)
+{
+	return floe_auth_namespace_valid(s) ?
+		       NULL :
+		       "must be 1 to 63 characters of [a-z0-9-], starting with a letter or digit";
+}
+
+static const struct field token_fields[] = {
+	{ .key = "namespace",
+	  .type = T_STRING,
+	  .required = true,
+	  .check = check_namespace,
+	  .off = offsetof(struct floe_auth_token, ns) },
+	{ .key = "sha256", .type = T_CUSTOM, .required = true, .parse = parse_token_sha256 },
+};
+static const struct section token_section = { token_fields,
+					      sizeof(token_fields) / sizeof(token_fields[0]),
+					      NULL };
+
+static const struct field auth_fields[] = {
+	{ .key = "tokens", .type = T_CUSTOM, .parse = parse_tokens },
+};
+static const struct section auth_section = { auth_fields,
+					     sizeof(auth_fields) / sizeof(auth_fields[0]), NULL };
+
 static int parse_endpoints(struct loader *L, yaml_node_t *node, void *base, const char *path);
 
 static const struct field top_fields[] = {
@@ -688,6 +720,10 @@ static const struct field top_fields[] = {
 	  .type = T_SECTION,
 	  .sub = &billing_section,
 	  .off = offsetof(struct floe_config, billing) },
+	{ .key = "auth",
+	  .type = T_SECTION,
+	  .sub = &auth_section,
+	  .off = offsetof(struct floe_config, auth) },
 	{ .key = "endpoints", .type = T_CUSTOM, .parse = parse_endpoints },
 };
 static int top_validate(struct loader *L, void *base, const struct seen *seen, const char *path);
@@ -1240,6 +1276,104 @@ static int top_validate(struct loader *L, void *base, const struct seen *seen, c
 		return lerr(L, seen_line(&top_section, seen, "api_listen"),
 			    "api_listen: %s:%u is also the data plane's address (listen)",
 			    c->api_host, (unsigned)c->api_port);
+	/* Issue 5: without tokens everyone is the default namespace, which is
+	 * safe only when no one else can connect. */
+	floe_error e;
+	if (floe_auth_listen_check(&c->auth, "listen", c->listen_host, c->listen_port, &e) < 0)
+		return lerr(L, seen_line(&top_section, seen, "listen"), "%s", e.msg);
+	if (floe_auth_listen_check(&c->auth, "api_listen", c->api_host, c->api_port, &e) < 0)
+		return lerr(L, seen_line(&top_section, seen, "api_listen"), "%s", e.msg);
+	return 0;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* sha256: 64 hex digits, either case. Messages say what is wrong without
+ * quoting the value: a token pasted here by mistake must not reach a log. */
+static int parse_token_sha256(struct loader *L, yaml_node_t *node, void *base, const char *path)
+{
+	struct floe_auth_token *t = base;
+	static const char want[] = "expected 64 hex digits (the SHA-256 of the token)";
+	if (node->type != YAML_SCALAR_NODE || is_null(node))
+		return lerr(L, LINE(node), "%s: %s, got %s", path, want,
+			    node->type == YAML_SCALAR_NODE ? "nothing" : node_kind(node));
+	const char *v = (const char *)node->data.scalar.value;
+	size_t n = node->data.scalar.length;
+	if (strncmp(v, "floe_", 5) == 0)
+		return lerr(L, LINE(node),
+			    "%s: this is a token, not its hash: put its SHA-256 here (floe token "
+			    "new prints both) and keep the token itself out of the config",
+			    path);
+	if (n != FLOE_SHA256_HEX_LEN)
+		return lerr(L, LINE(node), "%s: %s, got %zu characters", path, want, n);
+	for (size_t i = 0; i < n; i++)
+		if (hex_digit(v[i]) < 0)
+			return lerr(L, LINE(node),
+				    "%s: %s, got a non-hex character at position %zu", path, want,
+				    i + 1);
+	for (size_t i = 0; i < sizeof(t->sha256); i++)
+		t->sha256[i] = (uint8_t)(hex_digit(v[2 * i]) << 4 | hex_digit(v[2 * i + 1]));
+	return 0;
+}
+
+static void tokens_free(struct floe_auth_token *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(t[i].ns);
+	free(t);
+}
+
+/* tokens: [{namespace: NS, sha256: HEX}, ...] */
+static int parse_tokens(struct loader *L, yaml_node_t *node, void *base, const char *path)
+{
+	struct floe_auth_config *a = base;
+	if (node->type != YAML_SEQUENCE_NODE)
+		return lerr(L, LINE(node), "%s: expected a list of tokens, got %s", path,
+			    node->type == YAML_SCALAR_NODE ?
+				    (is_null(node) ? "nothing" : "a string") :
+				    node_kind(node));
+	size_t count = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+	struct floe_auth_token *tokens = xcalloc(count ? count : 1, sizeof(*tokens));
+	size_t n = 0;
+	int r = 0;
+	for (size_t i = 0; i < count && r == 0; i++) {
+		yaml_node_t *item =
+			yaml_document_get_node(L->doc, node->data.sequence.items.start[i]);
+		char tpath[PATH_MAX_LEN];
+		snprintf(tpath, sizeof(tpath), "%s[%zu]", path, i);
+		struct floe_auth_token t = { 0 };
+		struct seen seen;
+		r = parse_section(L, &token_section, item, &t, tpath, &seen);
+		t.line = seen.map_line;
+		/* The same token twice is a mistake whatever the namespaces: a
+		 * request could only ever be one of them. */
+		for (size_t j = 0; r == 0 && j < n; j++)
+			if (memcmp(tokens[j].sha256, t.sha256, sizeof(t.sha256)) == 0)
+				r = lerr(L, seen_line(&token_section, &seen, "sha256"),
+					 "%s.sha256: duplicate token (first at line %d)", tpath,
+					 tokens[j].line);
+		if (r < 0) {
+			free(t.ns);
+			break;
+		}
+		tokens[n++] = t;
+	}
+	if (r < 0) {
+		tokens_free(tokens, n);
+		return r;
+	}
+	tokens_free(a->tokens, a->n_tokens);
+	a->tokens = tokens;
+	a->n_tokens = n;
 	return 0;
 }
 
@@ -1878,6 +2012,7 @@ void floe_config_free(struct floe_config *cfg)
 	free(cfg->log_level);
 	free(cfg->billing.currency);
 	prices_free(cfg->billing.prices, cfg->billing.n_prices);
+	tokens_free(cfg->auth.tokens, cfg->auth.n_tokens);
 	for (size_t i = 0; i < cfg->n_endpoints; i++)
 		endpoint_destroy(&cfg->endpoints[i]);
 	free(cfg->endpoints);

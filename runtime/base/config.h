@@ -113,6 +113,19 @@ struct floe_billing_config {
 const struct floe_price *floe_billing_price(const struct floe_billing_config *b,
 					    const char *instance_type);
 
+/** One API token, stored as its hash (issue 5: auth). */
+struct floe_auth_token {
+	char *ns;           /* namespace: [a-z0-9][a-z0-9-]{0,62} */
+	uint8_t sha256[32]; /* SHA-256 of the token; the token itself is never stored */
+	int line;           /* line of this token in its file, for messages */
+};
+
+/** auth: the tokens floed accepts. None: single-user (namespace "default"). */
+struct floe_auth_config {
+	struct floe_auth_token *tokens; /* distinct hashes */
+	size_t n_tokens;
+};
+
 struct floe_config {
 	char *path;                 /* file it came from ("<embedded>" for the default) */
 	char *listen_host;          /* default 127.0.0.1 */
@@ -129,6 +142,8 @@ struct floe_config {
 	uint64_t replica_log_max_bytes; /* default 10 MiB per replica log file */
 	uint64_t warm_pool_memory; /* bytes all warm pools may hold together; 0: no cap (default) */
 	struct floe_billing_config billing;
+	/* Without tokens, listen and api_listen must be loopback (checked at load). */
+	struct floe_auth_config auth;
 	struct floe_endpoint_config *endpoints;
 	size_t n_endpoints;
 };

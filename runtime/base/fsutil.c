@@ -66,12 +66,21 @@ static int fsync_dir_of(const char *path)
 
 int floe_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
+	/* A temp name of its own: two writers of one path (restore counts of
+	 * one snapshot, saved from several pool threads) must not write into
+	 * the same temp file; the last rename wins, whole. */
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	if (fchmod(fd, mode) < 0) {
+		int e = -errno;
+		close(fd);
+		unlink(tmp);
+		return e;
+	}
 	const char *p = data;
 	int rc = 0;
 	while (len > 0) {
@@ -119,8 +128,16 @@ int floe_read_file(const char *path, size_t max, char **data, size_t *len)
 		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break;
+		if (n < 0) {
+			/* A failing disk is an error, not a shorter file: callers
+			 * would take the short read for damage (and set it aside). */
+			int e = -errno;
+			close(fd);
+			free(buf);
+			return e;
+		}
+		if (n == 0)
+			break; /* the file shrank since fstat: what is there */
 		got += (size_t)n;
 	}
 	close(fd);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "harness.h"
 #include "xalloc.h"
 
@@ -514,4 +515,84 @@ Test(billing, disk_full)
 	FLOED_STOP_OK(f);
 	free(filler);
 	free(ledger);
+}
+
+/* GET path on the control plane with an optional bearer token: the status
+ * (the body in *body when asked, caller frees). */
+static long api_get_as(struct floed *f, const char *path, const char *token, char **body,
+		       char **www_auth)
+{
+	char auth[128];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+	const char *hdrs[] = { auth, NULL };
+	struct http_req req = { .url = floed_api_url(f, path), .headers = token ? hdrs : NULL };
+	struct http_resp r;
+	long st = http_do(&req, &r);
+	if (body)
+		*body = xstrdup(http_body(&r));
+	if (www_auth)
+		*www_auth = http_header(&r, "WWW-Authenticate");
+	http_resp_free(&r);
+	return st;
+}
+
+/*
+ * With auth.tokens, the billing and snapshot routes want a token, and a
+ * token sees its own namespace only: alice's export has alice's replicas,
+ * never bob's, and asking for bob's is 403. Probes stay open.
+ */
+Test(billing, tokens_see_their_namespace)
+{
+	char alice[64], alice_hash[65], bob[64], bob_hash[65];
+	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
+	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
+	struct floed *f =
+		floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
+			     "    - {namespace: bob, sha256: %s}\n"
+			     "endpoints:\n"
+			     "  - name: a1\n    engine: sim\n    namespace: alice\n"
+			     "    args: [\"--model\", \"a1\"]\n    snapshot: {enabled: false}\n"
+			     "  - name: b1\n    engine: sim\n    namespace: bob\n"
+			     "    args: [\"--model\", \"b1\"]\n    snapshot: {enabled: false}\n",
+			     alice_hash, bob_hash);
+	cr_assert_eq(
+		http_status("POST", floed_url(f, "/endpoints/a1/generate"), "{\"inputs\":\"x\"}"),
+		200);
+	cr_assert_eq(
+		http_status("POST", floed_url(f, "/endpoints/b1/generate"), "{\"inputs\":\"x\"}"),
+		200);
+	harness_sleep_ms(1300);
+
+	cr_assert_eq(api_get_as(f, "/healthz", NULL, NULL, NULL), 200);
+	cr_assert_eq(api_get_as(f, "/metrics", NULL, NULL, NULL), 200);
+	char *www = NULL;
+	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv", NULL, NULL, &www), 401);
+	cr_assert(www && strstr(www, "Bearer") && !strstr(www, "error="), "%s", www);
+	free(www);
+	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv", "floe_not-a-real-token", NULL, &www),
+		     401);
+	cr_assert(www && strstr(www, "invalid_token"), "%s", www);
+	free(www);
+	cr_assert_eq(api_get_as(f, "/v2/snapshots", NULL, NULL, NULL), 401);
+
+	char *csv = NULL;
+	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?group_by=replica", alice, &csv, NULL),
+		     200);
+	cr_assert(strstr(csv, ",alice,a1,a1-1@"), "%s", csv);
+	cr_assert_null(strstr(csv, "b1"), "alice sees bob's usage: %s", csv);
+	free(csv);
+	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?namespace=bob", alice, NULL, NULL), 403);
+	cr_assert_eq(api_get_as(f, "/v2/billing/summary?namespace=bob", alice, NULL, NULL), 403);
+	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?namespace=bob", bob, &csv, NULL), 200);
+	cr_assert(strstr(csv, ",bob,b1,") && !strstr(csv, "a1"), "%s", csv);
+	free(csv);
+	cr_assert_eq(api_get_as(f, "/v2/snapshots", bob, &csv, NULL), 200);
+	cr_assert_str_eq(csv, "{\"items\":[]}");
+	free(csv);
+	/* Tokens never reach the log. */
+	char *log = floed_read_log(f);
+	cr_assert_null(strstr(log, alice));
+	cr_assert_null(strstr(log, bob));
+	free(log);
+	FLOED_STOP_OK(f);
 }

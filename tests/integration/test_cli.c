@@ -22,7 +22,10 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "config.h"
 #include "harness.h"
+#include "sha256.h"
 #include "xalloc.h"
 
 TestSuite(cli, .init = harness_test_init, .fini = harness_test_fini, .timeout = 240);
@@ -783,4 +786,138 @@ Test(cli, billing_export_of_a_damaged_ledger)
 	free(seg);
 	free(url);
 	FLOED_STOP_OK(f);
+}
+
+/* --- floe token new (local: no floed) ------------------------------------- */
+
+/* The token of `floe token new`'s first line ("token: TOKEN   (shown once...)"). */
+static char *token_of(const char *out)
+{
+	static const char head[] = "token: ";
+	cr_assert(strncmp(out, head, strlen(head)) == 0, "first line: %s", out);
+	const char *t = out + strlen(head);
+	return xstrndup(t, strcspn(t, " \n"));
+}
+
+static void sha256_hex_of(const char *s, char hex[65])
+{
+	struct floe_sha256 h;
+	uint8_t d[FLOE_SHA256_LEN];
+	floe_sha256_init(&h);
+	floe_sha256_update(&h, s, strlen(s));
+	floe_sha256_final(&h, d);
+	floe_sha256_hex(d, hex);
+}
+
+Test(cli, token_new_prints_a_token_and_the_lines_to_paste)
+{
+	/* No floed anywhere: FLOE_URL points at nothing, or at nonsense. */
+	struct run r;
+	floe_run(&r, "http://127.0.0.1:1", "token", "new", "alice");
+	cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_expect_str_empty(r.err);
+	char *tok = token_of(r.out);
+	cr_expect_eq(strlen(tok), 48, "token %s", tok);
+	cr_expect(strncmp(tok, "floe_", 5) == 0, "token %s", tok);
+	char hex[65];
+	sha256_hex_of(tok, hex);
+	char *want = xasprintf("token: %s   (shown once: store it now; floed keeps only its hash)\n"
+			       "add to floed's config under auth.tokens:\n"
+			       "    - namespace: alice\n"
+			       "      sha256: %s\n",
+			       tok, hex);
+	cr_expect_str_eq(r.out, want, "the hash printed is not sha256(token)");
+	free(want);
+
+	/* The lines, pasted under auth.tokens as printed, make floed's config
+	 * accept exactly this token, as alice. */
+	const char *paste = strstr(r.out, "    - namespace:");
+	cr_assert(paste);
+	char *yaml = xasprintf("auth:\n  tokens:\n%s", paste);
+	struct floe_config *cfg = NULL;
+	floe_error err;
+	floe_error_clear(&err);
+	cr_assert_eq(floe_config_load_string(yaml, strlen(yaml), "pasted.yaml", NULL, &cfg, &err),
+		     0, "%s\n%s", err.msg, yaml);
+	char *header = xasprintf("Bearer %s", tok);
+	const char *ns = NULL;
+	cr_expect_eq(floe_auth_check(&cfg->auth, header, &ns), FLOE_AUTH_OK);
+	cr_expect(ns && strcmp(ns, "alice") == 0, "namespace %s", ns ? ns : "(null)");
+	free(header);
+	floe_config_free(cfg);
+	free(yaml);
+
+	/* A second call gives another token. */
+	struct run r2;
+	floe_run(&r2, "not a url", "token", "new", "alice");
+	cr_expect_eq(r2.code, 0, "a FLOE_URL it does not use made it fail: %s", r2.err);
+	char *tok2 = token_of(r2.out);
+	cr_expect_str_neq(tok, tok2, "two calls gave the same token");
+	free(tok2);
+	run_free(&r2);
+	free(tok);
+	run_free(&r);
+}
+
+Test(cli, token_new_json)
+{
+	struct run r;
+	floe_run(&r, NULL, "token", "new", "team-b", "--json");
+	cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	json_error_t jerr;
+	json_t *v = json_loads(r.out, 0, &jerr);
+	cr_assert(json_is_object(v), "not a JSON object: %s (%s)", r.out, jerr.text);
+	cr_expect_eq(json_object_size(v), 3, "%s", r.out);
+	const char *ns = json_string_value(json_object_get(v, "namespace"));
+	const char *tok = json_string_value(json_object_get(v, "token"));
+	const char *sha = json_string_value(json_object_get(v, "sha256"));
+	cr_assert(ns && tok && sha, "%s", r.out);
+	cr_expect_str_eq(ns, "team-b");
+	char hex[65];
+	sha256_hex_of(tok, hex);
+	cr_expect_str_eq(sha, hex, "sha256 is not sha256(token)");
+	char *first = xstrdup(tok);
+	json_decref(v);
+	run_free(&r);
+
+	floe_run(&r, NULL, "--json", "token", "new", "team-b");
+	cr_assert_eq(r.code, 0);
+	v = json_loads(r.out, 0, &jerr);
+	tok = json_string_value(json_object_get(v, "token"));
+	cr_assert(tok, "%s", r.out);
+	cr_expect_str_neq(tok, first, "two calls gave the same token");
+	json_decref(v);
+	free(first);
+	run_free(&r);
+}
+
+Test(cli, token_new_usage_errors_exit_2)
+{
+	static const char *const bad[] = { "Alice", "-a", "a_b", "a/b", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct run r;
+		floe_run(&r, NULL, "token", "new", "--", bad[i]);
+		cr_expect_eq(r.code, 2, "'%s': exit %d", bad[i], r.code);
+		cr_expect(strstr(r.err, "is not a namespace"), "'%s': %s", bad[i], r.err);
+		cr_expect(strstr(r.err, "usage: floe token new NAMESPACE"), "%s", r.err);
+		cr_expect_str_empty(r.out, "a token was printed for '%s'", bad[i]);
+		run_free(&r);
+	}
+	struct run r;
+	floe_run(&r, NULL, "token", "new");
+	cr_expect_eq(r.code, 2);
+	cr_expect_str_empty(r.out);
+	run_free(&r);
+	floe_run(&r, NULL, "token", "new", "a", "b");
+	cr_expect_eq(r.code, 2);
+	cr_expect(strstr(r.err, "unexpected argument 'b'"), "%s", r.err);
+	cr_expect_str_empty(r.out);
+	run_free(&r);
+	floe_run(&r, NULL, "token");
+	cr_expect_eq(r.code, 2);
+	cr_expect(strstr(r.err, "floe token new NAMESPACE"), "%s", r.err);
+	run_free(&r);
+	floe_run(&r, NULL, "help");
+	cr_expect(strstr(r.out, "token new"), "help does not list token new:\n%s", r.out);
+	run_free(&r);
 }

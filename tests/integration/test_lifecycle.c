@@ -122,6 +122,32 @@ Test(lifecycle, bad_config_is_refused_with_file_and_line)
 	floed_run_free(&r);
 }
 
+/*
+ * Without auth.tokens floed serves everyone as the default namespace, so it
+ * listens only on loopback: --listen and --api-listen to another address
+ * are refused like the same addresses in the file (issue 5).
+ */
+Test(lifecycle, single_user_refuses_non_loopback_flags)
+{
+	const char *bd = getenv("FLOE_BUILD_DIR");
+	cr_assert_not_null(bd);
+	static const char *const flags[] = { "--listen 0.0.0.0:18080", "--api-listen [::]:18081" };
+	for (size_t i = 0; i < 2; i++) {
+		char *cmd = xasprintf("'%s/floed' --check %s 2>&1", bd, flags[i]);
+		FILE *p = popen(cmd, "r");
+		cr_assert_not_null(p);
+		char out[1024] = "";
+		size_t n = fread(out, 1, sizeof(out) - 1, p);
+		out[n] = '\0';
+		int st = pclose(p);
+		cr_expect(WIFEXITED(st) && WEXITSTATUS(st) != 0, "%s: accepted:\n%s", flags[i],
+			  out);
+		cr_expect(strstr(out, "is not a loopback address"), "%s: output:\n%s", flags[i],
+			  out);
+		free(cmd);
+	}
+}
+
 Test(lifecycle, sigterm_lets_in_flight_streams_finish_then_exits_0)
 {
 	struct floed *f =

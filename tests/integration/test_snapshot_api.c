@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "harness.h"
 #include "xalloc.h"
 
@@ -561,5 +562,64 @@ Test(snapshot_api, clients_leaving_before_the_answer_do_not_hurt_floed)
 	json_t *items = list_items(f, NULL);
 	json_decref(items);
 	cr_expect_eq(floed_wait(f, 0), -1, "floed exited");
+	FLOED_STOP_OK(f);
+}
+
+/* GET or DELETE path with a bearer token: the status; the body in *body. */
+static long as_token(struct floed *f, const char *method, const char *path, const char *token,
+		     char **body)
+{
+	char auth[128];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	const char *hdrs[] = { auth, NULL };
+	struct http_req req = { .method = method, .url = floed_api_url(f, path), .headers = hdrs };
+	struct http_resp r;
+	long st = http_do(&req, &r);
+	if (body)
+		*body = xstrdup(http_body(&r));
+	http_resp_free(&r);
+	return st;
+}
+
+/*
+ * With auth.tokens, a token sees the snapshots of its namespace's
+ * endpoints only: bob's list is empty, and he can neither read nor delete
+ * alice's snapshot (403); alice can.
+ */
+Test(snapshot_api, tokens_see_their_namespaces_snapshots)
+{
+	char alice[64], alice_hash[65], bob[64], bob_hash[65];
+	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
+	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
+	struct floed *f =
+		floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
+			     "    - {namespace: bob, sha256: %s}\n"
+			     "endpoints:\n"
+			     "  - name: snap\n"
+			     "    engine: sim\n"
+			     "    namespace: alice\n"
+			     "    args: [\"--model\", \"snap\", \"--init-ms\", \"300\"]\n",
+			     alice_hash, bob_hash);
+	skip_without_criu(f);
+	char desc[64];
+	info_cold_start(f, "snap", desc, sizeof(desc));
+	cr_assert(WAIT_UNTIL(floed_metric0(f, DUMP_OK("snap")) == 1, 30000), "no snapshot taken");
+	char *body = NULL;
+	cr_assert_eq(as_token(f, "GET", "/v2/snapshots", alice, &body), 200);
+	json_t *o = json_loads(body, 0, NULL);
+	free(body);
+	json_t *items = json_object_get(o, "items");
+	cr_assert_eq(json_array_size(items), 1);
+	char path[128];
+	snprintf(path, sizeof(path), "/v2/snapshots/%s", jstr(json_array_get(items, 0), "key"));
+	json_decref(o);
+
+	cr_assert_eq(as_token(f, "GET", "/v2/snapshots", bob, &body), 200);
+	cr_expect_str_eq(body, "{\"items\":[]}");
+	free(body);
+	cr_expect_eq(as_token(f, "GET", path, bob, NULL), 403);
+	cr_expect_eq(as_token(f, "DELETE", path, bob, NULL), 403);
+	cr_expect_eq(as_token(f, "GET", path, alice, NULL), 200);
+	cr_expect_eq(as_token(f, "DELETE", path, alice, NULL), 204);
 	FLOED_STOP_OK(f);
 }

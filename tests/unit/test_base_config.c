@@ -14,6 +14,8 @@
 #include "config.h"
 
 #define BINDIR "/opt/floe/bin"
+/* sha256("test"), the issue's example */
+#define SHA_TEST "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 static char presets_dir[4096];
 static char source_dir[4096];
@@ -188,8 +190,14 @@ Test(config, every_key_set)
 				       "      min_replica: 3\n"
 				       "      max_replica: 1024\n"
 				       "      scale_to_zero_timeout: 1s\n"
-				       "      target_concurrency: 1\n");
+				       "      target_concurrency: 1\n"
+				       /* tokens: 0.0.0.0 is allowed (issue 5) */
+				       "auth:\n"
+				       "  tokens:\n"
+				       "    - namespace: ops\n"
+				       "      sha256: " SHA_TEST "\n");
 	cr_expect_str_eq(cfg->listen_host, "0.0.0.0");
+	cr_expect_eq(cfg->auth.n_tokens, 1);
 	cr_expect_eq(cfg->listen_port, 9080);
 	cr_expect_str_eq(cfg->api_host, "::1");
 	cr_expect_eq(cfg->api_port, 9081);
@@ -1281,4 +1289,136 @@ Test(config, billing_errors_name_the_line)
 		  "t.yaml:4: endpoints[0].resources.gpus: must be <= 64" },
 	};
 	run_error_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* -------------------------------------------------------------------- auth */
+
+#define SHA_B "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+
+Test(config, auth_tokens)
+{
+	struct floe_config *cfg = load("{}\n");
+	cr_expect_eq(cfg->auth.n_tokens, 0, "no tokens by default: single-user");
+	floe_config_free(cfg);
+
+	cfg = load(
+		"auth:\n"
+		"  tokens:\n"
+		"    - namespace: alice\n"
+		"      sha256: " SHA_TEST "\n"
+		"    - sha256: 60303AE22B998861BCE3B28F33EEC1BE758A213C86C93C076DBE9F558C11C752\n"
+		"      namespace: team-b\n"
+		"    - {namespace: alice, sha256: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c753}\n"
+		"listen: 0.0.0.0:8080\n"
+		"api_listen: '[::]:8081'\n");
+	cr_assert_eq(cfg->auth.n_tokens, 3);
+	const struct floe_auth_token *t = cfg->auth.tokens;
+	cr_expect_str_eq(t[0].ns, "alice");
+	cr_expect_eq(t[0].line, 3);
+	cr_expect_eq(t[0].sha256[0], 0x9f);
+	cr_expect_eq(t[0].sha256[1], 0x86);
+	cr_expect_eq(t[0].sha256[31], 0x08);
+	cr_expect_str_eq(t[1].ns, "team-b");
+	cr_expect_eq(t[1].line, 5);
+	cr_expect_eq(t[1].sha256[0], 0x60, "upper-case hex is accepted");
+	cr_expect_eq(t[1].sha256[31], 0x52);
+	cr_expect_str_eq(t[2].ns, "alice", "a namespace may have several tokens");
+	cr_expect_eq(t[2].sha256[31], 0x53);
+	cr_expect_str_eq(cfg->listen_host, "0.0.0.0");
+	floe_config_free(cfg);
+
+	/* An empty list is no tokens: single-user again. */
+	cfg = load("auth:\n  tokens: []\n");
+	cr_expect_eq(cfg->auth.n_tokens, 0);
+	floe_config_free(cfg);
+}
+
+#define TOK(ns, sha) "    - namespace: " ns "\n      sha256: " sha "\n"
+
+Test(config, auth_errors_name_the_line)
+{
+	static const struct error_case cases[] = {
+		{ "auth:\n  tokens:\n" TOK("alice", "9f86d0"),
+		  "t.yaml:4: auth.tokens[0].sha256: expected 64 hex digits (the SHA-256 of the "
+		  "token), got 6 characters" },
+		{ "auth:\n  tokens:\n" TOK("alice", SHA_TEST "0"),
+		  "t.yaml:4: auth.tokens[0].sha256: expected 64 hex digits (the SHA-256 of the "
+		  "token), got 65 characters" },
+		{ "auth:\n  tokens:\n" TOK(
+			  "alice",
+			  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0g"),
+		  "t.yaml:4: auth.tokens[0].sha256: expected 64 hex digits (the SHA-256 of the "
+		  "token), got a non-hex character at position 64" },
+		{ "auth:\n  tokens:\n" TOK("alice", "''"),
+		  "t.yaml:4: auth.tokens[0].sha256: expected 64 hex digits (the SHA-256 of the "
+		  "token), got 0 characters" },
+		{ "auth:\n  tokens:\n    - namespace: alice\n      sha256:\n",
+		  "t.yaml:4: auth.tokens[0].sha256: expected 64 hex digits (the SHA-256 of the "
+		  "token), got nothing" },
+		{ "auth:\n  tokens:\n    - namespace: alice\n      sha256: [1]\n",
+		  "t.yaml:4: auth.tokens[0].sha256: expected 64 hex digits (the SHA-256 of the "
+		  "token), got a list" },
+		/* the token itself pasted: refused without being repeated */
+		{ "auth:\n  tokens:\n" TOK("alice", "floe_Xq3sEcReT"),
+		  "t.yaml:4: auth.tokens[0].sha256: this is a token, not its hash: put its SHA-256 "
+		  "here (floe token new prints both) and keep the token itself out of the config" },
+		{ "auth:\n  tokens:\n" TOK("alice", SHA_TEST) TOK("bob", SHA_B)
+			  TOK("carol", SHA_TEST),
+		  "t.yaml:8: auth.tokens[2].sha256: duplicate token (first at line 3)" },
+		{ "auth:\n  tokens:\n" TOK("alice", SHA_TEST)
+			  TOK("bob",
+			      "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"),
+		  "t.yaml:6: auth.tokens[1].sha256: duplicate token (first at line 3)" },
+		{ "auth:\n  tokens:\n" TOK("Alice", SHA_TEST),
+		  "t.yaml:3: auth.tokens[0].namespace: 'Alice' must be 1 to 63 characters of "
+		  "[a-z0-9-], starting with a letter or digit" },
+		{ "auth:\n  tokens:\n" TOK("-a", SHA_TEST),
+		  "t.yaml:3: auth.tokens[0].namespace: '-a' must be 1 to 63 characters of "
+		  "[a-z0-9-], starting with a letter or digit" },
+		{ "auth:\n  tokens:\n    - sha256: " SHA_TEST "\n",
+		  "t.yaml:3: auth.tokens[0]: missing required key 'namespace'" },
+		{ "auth:\n  tokens:\n" TOK("alice", SHA_TEST) "    - namespace: bob\n",
+		  "t.yaml:5: auth.tokens[1]: missing required key 'sha256'" },
+		{ "auth:\n  tokens:\n" TOK("alice", SHA_TEST) "      sha265: x\n",
+		  "t.yaml:5: auth.tokens[0]: unknown key 'sha265' (did you mean 'sha256'?)" },
+		{ "auth:\n  tokens:\n    - " SHA_TEST "\n",
+		  "t.yaml:3: auth.tokens[0]: expected a mapping, got a string" },
+		{ "auth:\n  tokens: " SHA_TEST "\n",
+		  "t.yaml:2: auth.tokens: expected a list of tokens, got a string" },
+		{ "auth:\n  token: []\n",
+		  "t.yaml:2: auth: unknown key 'token' (did you mean 'tokens'?)" },
+	};
+	run_error_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+#define NOT_LOOPBACK                                                                    \
+	" is not a loopback address; without auth.tokens floed serves everyone as the " \
+	"default namespace, so it listens only on loopback (add auth.tokens, see "      \
+	"docs/configuration.md)"
+
+Test(config, single_user_listens_only_on_loopback)
+{
+	static const struct error_case cases[] = {
+		{ "data_dir: /x\nlisten: 0.0.0.0:8080\n",
+		  "t.yaml:2: listen: 0.0.0.0:8080" NOT_LOOPBACK },
+		{ "api_listen: '[::]:9081'\n", "t.yaml:1: api_listen: [::]:9081" NOT_LOOPBACK },
+		{ "listen: 127.0.0.1:8080\n\napi_listen: 10.1.2.3:8081\n",
+		  "t.yaml:3: api_listen: 10.1.2.3:8081" NOT_LOOPBACK },
+		{ "listen: my-host.example.com:80\n",
+		  "t.yaml:1: listen: my-host.example.com:80" NOT_LOOPBACK },
+		/* an empty token list is no tokens */
+		{ "auth:\n  tokens: []\nlisten: 192.168.0.10:8080\n",
+		  "t.yaml:3: listen: 192.168.0.10:8080" NOT_LOOPBACK },
+	};
+	run_error_cases(cases, sizeof(cases) / sizeof(cases[0]));
+
+	/* Loopback in every spelling is fine without tokens. */
+	const char *ok[] = { "listen: 127.0.0.1:1\napi_listen: 127.9.9.9:2\n",
+			     "listen: localhost:1\napi_listen: '[::1]:2'\n",
+			     "listen: '[::ffff:127.0.0.1]:1'\n" };
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+		struct floe_config *cfg = load(ok[i]);
+		cr_expect_eq(cfg->auth.n_tokens, 0);
+		floe_config_free(cfg);
+	}
 }
