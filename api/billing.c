@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "control-internal.h"
 #include "export.h"
 #include "log.h"
@@ -47,13 +48,6 @@ struct billing_job {
 	struct floe_buf out;
 	struct floe_export_report rep;
 };
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void billing_run(struct ctl_job *job)
 {
@@ -139,7 +133,7 @@ bool floe__billing_route(struct floe_conn *c, struct floe_http_msg *msg, const c
 	struct floe_control *ctl = c->server->data;
 	struct billing_job *j = xcalloc(1, sizeof(*j));
 	j->op = op;
-	j->now_ms = wall_ms();
+	j->now_ms = floe_wall_ms();
 	floe_error_clear(&j->err);
 	if (floe_export_query_parse(query, j->now_ms, floe_usage_max_export_range(ctl->usage),
 				    &j->q, &j->err) < 0) {

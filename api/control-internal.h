@@ -56,4 +56,11 @@ void floe__ctl_method_not_allowed(struct floe_conn *c, const char *allow);
 bool floe__billing_route(struct floe_conn *c, struct floe_http_msg *msg, const char *rest,
 			 size_t rest_len, const char *query, const char *ns);
 
+/**
+ * /api/whoami-v2 and /v2/endpoint/... (path: the request path without its
+ * query; ns as for billing). Returns true when it answered.
+ */
+bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const char *path,
+			   size_t path_len, const char *ns);
+
 #endif

@@ -30,6 +30,7 @@ enum route {
 	ROUTE_SNAP_LIST, /* /v2/snapshots */
 	ROUTE_SNAP_ONE,  /* /v2/snapshots/ANYTHING-ELSE (a key, or a 404) */
 	ROUTE_BILLING,   /* /v2/billing/... (billing.c) */
+	ROUTE_ENDPOINTS, /* /v2/endpoint/..., /api/whoami-v2 (endpoints.c) */
 };
 
 /* --- responses ------------------------------------------------------------ */
@@ -103,6 +104,12 @@ static enum route route_of(const char *url, const char **rest, size_t *rest_len,
 		return ROUTE_HEALTHZ;
 	if (plen == 8 && memcmp(url, "/metrics", 8) == 0)
 		return ROUTE_METRICS;
+	if ((plen == 14 && memcmp(url, "/api/whoami-v2", 14) == 0) ||
+	    (plen > 13 && memcmp(url, "/v2/endpoint/", 13) == 0)) {
+		*rest = url;
+		*rest_len = plen;
+		return ROUTE_ENDPOINTS;
+	}
 	size_t bpre = strlen(BILLING_PREFIX);
 	if (plen > bpre && memcmp(url, BILLING_PREFIX, bpre) == 0) {
 		*rest = url + bpre;
@@ -478,7 +485,7 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 	enum route route = route_of(floe_http_msg_url(msg), &rest, &rest_len, &query);
 	if (route >= ROUTE_SNAP_CAPS && route <= ROUTE_SNAP_ONE && !ctl->act)
 		route = ROUTE_NONE;
-	if (route == ROUTE_BILLING && !ctl->usage)
+	if ((route == ROUTE_BILLING && !ctl->usage) || (route == ROUTE_ENDPOINTS && !ctl->act))
 		route = ROUTE_NONE;
 	/* Everything under /v2 is someone's: who asks decides what they see. */
 	const char *ns = NULL;
@@ -491,6 +498,10 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 	case ROUTE_NONE: break;
 	case ROUTE_BILLING:
 		if (floe__billing_route(c, msg, rest, rest_len, query, ns))
+			return;
+		break;
+	case ROUTE_ENDPOINTS:
+		if (floe__endpoints_route(c, msg, rest, rest_len, ns))
 			return;
 		break;
 	case ROUTE_HEALTHZ:

@@ -7,6 +7,7 @@
  *   GET    /v2/snapshots[?endpoint=N]  {"items":[...]} sorted by endpoint, then age
  *   GET    /v2/snapshots/KEY           one item (404 unknown or malformed KEY)
  *   DELETE /v2/snapshots/KEY           204; the runtime stops restoring from it
+ *   GET    /api/whoami-v2, /v2/endpoint/... (endpoints.c: Hugging Face's shape)
  *   GET    /v2/billing/usage.csv       usage as RFC 4180 CSV (docs/billing.md)
  *   GET    /v2/billing/summary         usage per endpoint, JSON
  *
@@ -38,6 +39,8 @@ struct floe_control {
 	/* Tokens of the running config (the daemon updates it on reload); NULL
 	 * or none: single-user, nothing asked. */
 	const struct floe_auth_config *auth;
+	const char *data_url; /* the data plane, "http://HOST:PORT" (an endpoint's status.url) */
+	uint64_t started_ms;  /* when floed started (Unix ms) */
 };
 
 /** Handler for floe_server_listen; set server->data to a struct floe_control. */

@@ -358,16 +358,50 @@ static void req_dispatch(struct floe_req *req, struct replica *r)
 }
 
 /* Route a request whose endpoint is known: dispatch, or hold. */
+/* A GET or HEAD of the endpoint's own health route (its query ignored). */
+static bool is_health_probe(const struct floe_req *req)
+{
+	const struct floe_http_msg *m = req->req_msg;
+	const char *route = req->ep->cfg->health_route;
+	if (!m || (m->method != HTTP_GET && m->method != HTTP_HEAD) || !req->target || !route)
+		return false;
+	size_t n = strcspn(req->target, "?");
+	return n == strlen(route) && memcmp(req->target, route, n) == 0;
+}
+
 static void req_admit(struct floe_req *req)
 {
 	struct endpoint *ep = req->ep;
 	struct floe_activator *a = req->act;
-	ep->last_activity_ms = floe_now_ms();
-	uv_timer_stop(&ep->idle_timer);
 	if (a->shutting_down) {
 		req_fail(req, 503, "shutting_down", "floed is shutting down", "Retry-After: 1\r\n");
 		return;
 	}
+	if (ep->paused) {
+		/* Hugging Face's semantics: a paused endpoint is not woken. */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "endpoint '%s' is paused; resume it to serve requests",
+			 ep->cfg->name);
+		req_fail(req, 503, "paused", msg, NULL);
+		return;
+	}
+	if (is_health_probe(req)) {
+		/* GET {url}{healthRoute} is how clients (huggingface_hub's
+		 * wait()) and monitors ask "is a replica ready?": the answer,
+		 * never a wake-up, and not activity that keeps it up. */
+		struct replica *r = pick_replica(ep);
+		if (r) {
+			req_dispatch(req, r);
+			return;
+		}
+		char msg[160];
+		snprintf(msg, sizeof(msg), "endpoint '%s' has no ready replica", ep->cfg->name);
+		req_fail(req, 503, "not_ready", msg, NULL);
+		return;
+	}
+	ep->last_activity_ms = floe_now_ms();
+	ep->zeroed = false;
+	uv_timer_stop(&ep->idle_timer);
 	struct replica *r = pick_replica(ep);
 	if (r && floe_list_empty(&ep->held)) {
 		req_dispatch(req, r);
@@ -451,7 +485,7 @@ static void endpoint_note_failure(struct endpoint *ep)
 static void endpoint_evaluate(struct endpoint *ep)
 {
 	struct floe_activator *a = ep->act;
-	if (ep->removed || a->shutting_down)
+	if (ep->removed || ep->paused || a->shutting_down)
 		return;
 	uint64_t now = floe_now_ms();
 	bool idle = ep->in_flight == 0 && ep->n_held == 0;
@@ -462,7 +496,7 @@ static void endpoint_evaluate(struct endpoint *ep)
 		.in_flight = ep->in_flight,
 		.held = ep->n_held,
 		.target_concurrency = ep->cfg->scaling.target_concurrency,
-		.min_replica = ep->cfg->scaling.min_replica,
+		.min_replica = ep->zeroed ? 0 : ep->cfg->scaling.min_replica,
 		.max_replica = ep->cfg->scaling.max_replica,
 		.idle_expired = idle && idle_for >= ep->cfg->scaling.scale_to_zero_timeout_ms,
 	};
@@ -506,7 +540,7 @@ static void endpoint_evaluate(struct endpoint *ep)
 		}
 	}
 	/* Re-arm scale-to-zero while idle and above the minimum. */
-	if (idle && ep->n_ready + ep->n_starting > ep->cfg->scaling.min_replica && d.drain == 0) {
+	if (idle && ep->n_ready + ep->n_starting > in.min_replica && d.drain == 0) {
 		uint64_t timeout = ep->cfg->scaling.scale_to_zero_timeout_ms;
 		uv_timer_start(&ep->idle_timer, on_idle_timer,
 			       idle_for < timeout ? timeout - idle_for : 0, 0);
@@ -956,6 +990,130 @@ char **floe_activator_endpoints_of(const struct floe_activator *a, const char *n
 	}
 	names[n] = NULL;
 	return names;
+}
+
+/* --- pause, resume, scale to zero, status (the endpoint API) --------------- */
+
+static struct endpoint *served_endpoint(const struct floe_activator *a, const char *name)
+{
+	struct floe_list *pos;
+	floe_list_for_each(pos, &a->endpoints) {
+		struct endpoint *ep = container_of(pos, struct endpoint, link);
+		if (!ep->removed && strcmp(ep->cfg->name, name) == 0)
+			return ep;
+	}
+	return NULL;
+}
+
+/* Every replica goes: starting and ready ones drain (finishing what they
+ * have in flight), pool ones stop. */
+static void endpoint_drain_everything(struct endpoint *ep)
+{
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &ep->replicas) {
+		struct replica *r = container_of(pos, struct replica, link);
+		if (r->state == REPLICA_STARTING || r->state == REPLICA_READY ||
+		    r->state == REPLICA_WARM)
+			floe__replica_drain(r);
+	}
+}
+
+const struct floe_endpoint_config *floe_activator_endpoint_config(const struct floe_activator *a,
+								  const char *name)
+{
+	const struct endpoint *ep = served_endpoint(a, name);
+	return ep ? ep->cfg : NULL;
+}
+
+int floe_activator_pause(struct floe_activator *a, const char *name)
+{
+	struct endpoint *ep = served_endpoint(a, name);
+	if (!ep)
+		return -ENOENT;
+	if (ep->paused)
+		return 0;
+	ep->paused = true;
+	uv_timer_stop(&ep->idle_timer);
+	uv_timer_stop(&ep->backoff_timer);
+	log_info("%s: paused; its replicas drain and requests get 503 until it is resumed",
+		 ep->cfg->name);
+	fail_held(ep, UINT64_MAX, 503, "paused", "the endpoint was paused", NULL);
+	endpoint_drain_everything(ep);
+	return 0;
+}
+
+int floe_activator_resume(struct floe_activator *a, const char *name)
+{
+	struct endpoint *ep = served_endpoint(a, name);
+	if (!ep)
+		return -ENOENT;
+	if (!ep->paused)
+		return -EALREADY;
+	ep->paused = false;
+	ep->zeroed = false;
+	ep->failures = 0;
+	ep->backoff_until_ms = 0;
+	log_info("%s: resumed", ep->cfg->name);
+	endpoint_evaluate(ep);
+	floe__snap_refill(ep);
+	return 0;
+}
+
+int floe_activator_scale_to_zero(struct floe_activator *a, const char *name)
+{
+	struct endpoint *ep = served_endpoint(a, name);
+	if (!ep)
+		return -ENOENT;
+	if (ep->paused)
+		return 0; /* nothing runs anyway */
+	ep->zeroed = true;
+	uv_timer_stop(&ep->idle_timer);
+	log_info("%s: scaled to zero on request; the next request wakes it", ep->cfg->name);
+	/* The warm pool stays: it is what makes the next wake fast. */
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &ep->replicas) {
+		struct replica *r = container_of(pos, struct replica, link);
+		if (r->state == REPLICA_STARTING || r->state == REPLICA_READY)
+			floe__replica_drain(r);
+	}
+	return 0;
+}
+
+int floe_activator_endpoint_status(const struct floe_activator *a, const char *name,
+				   struct floe_endpoint_status *st)
+{
+	const struct endpoint *ep = served_endpoint(a, name);
+	if (!ep)
+		return -ENOENT;
+	memset(st, 0, sizeof(*st));
+	st->ready = ep->n_ready;
+	st->starting = ep->n_starting;
+	st->warm = ep->n_warm;
+	st->held = ep->n_held;
+	st->paused = ep->paused;
+	uint32_t min = ep->zeroed ? 0 : ep->cfg->scaling.min_replica;
+	uint32_t live = ep->n_ready + ep->n_starting;
+	st->target = ep->paused ? 0 : (live > min ? live : min);
+	if (ep->paused) {
+		st->state = FLOE_EP_PAUSED;
+		snprintf(st->message, sizeof(st->message), "paused");
+	} else if (ep->n_ready > 0) {
+		st->state = FLOE_EP_RUNNING;
+		snprintf(st->message, sizeof(st->message), "%u replica(s) ready", ep->n_ready);
+	} else if (ep->failures >= MAX_START_FAILURES) {
+		st->state = FLOE_EP_FAILED;
+		snprintf(st->message, sizeof(st->message),
+			 "%u replica starts failed in a row; see the replica logs", ep->failures);
+	} else if (ep->n_starting > 0) {
+		st->state = FLOE_EP_INITIALIZING;
+		snprintf(st->message, sizeof(st->message), "%u replica(s) starting",
+			 ep->n_starting);
+	} else {
+		st->state = FLOE_EP_SCALED_TO_ZERO;
+		snprintf(st->message, sizeof(st->message),
+			 "no replica; the next request starts one");
+	}
+	return 0;
 }
 
 /* --- lifecycle ------------------------------------------------------------ */

@@ -48,6 +48,47 @@ char **floe_activator_endpoints_of(const struct floe_activator *a, const char *n
 void floe_activator_snapshot_removed(struct floe_activator *a, const char *key);
 
 /** The data-plane handler for floe_server_listen; set server->data to the activator. */
+/** An endpoint's state, in the words of Hugging Face Inference Endpoints. */
+enum floe_endpoint_state {
+	FLOE_EP_SCALED_TO_ZERO, /* no replica: the next request starts one */
+	FLOE_EP_INITIALIZING,   /* a replica is starting, none ready */
+	FLOE_EP_RUNNING,        /* at least one replica ready */
+	FLOE_EP_PAUSED,         /* paused: no replicas, requests get 503 */
+	FLOE_EP_FAILED,         /* the last starts failed (backing off) */
+};
+
+struct floe_endpoint_status {
+	enum floe_endpoint_state state;
+	char message[256];
+	uint32_t ready, starting, warm, held;
+	uint32_t target; /* replicas it is heading for (Hugging Face's targetReplica) */
+	bool paused;
+};
+
+/** The config of the served endpoint name (valid until the next reload), or NULL. */
+const struct floe_endpoint_config *floe_activator_endpoint_config(const struct floe_activator *a,
+								  const char *name);
+
+/** The status of the served endpoint name. 0, or -ENOENT. */
+int floe_activator_endpoint_status(const struct floe_activator *a, const char *name,
+				   struct floe_endpoint_status *st);
+
+/**
+ * Pause name: held requests get 503, every replica drains (in-flight
+ * requests finish) and pool replicas stop; until resumed, requests get 503
+ * at once and never wake it. 0 (also when already paused), or -ENOENT.
+ */
+int floe_activator_pause(struct floe_activator *a, const char *name);
+
+/** Resume a paused endpoint (min_replica start again). 0, -ENOENT, or -EALREADY when not paused. */
+int floe_activator_resume(struct floe_activator *a, const char *name);
+
+/**
+ * Scale name to zero now: starting and ready replicas drain (the warm pool
+ * stays); min_replica is not restored until the next request. 0, or -ENOENT.
+ */
+int floe_activator_scale_to_zero(struct floe_activator *a, const char *name);
+
 extern const struct floe_server_handler floe_activator_handler;
 
 /** New activator; metrics (not owned) receives its families. */

@@ -14,6 +14,7 @@
 
 #include "activator.h"
 #include "auth.h"
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
@@ -36,6 +37,7 @@ struct daemon {
 	struct floe_activator *act;
 	struct floe_usage *usage;
 	struct floe_control control;
+	char *data_url;
 	struct floe_server data;
 	struct floe_server api;
 	uv_signal_t sigterm, sigint, sighup;
@@ -274,6 +276,15 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	}
 	d.data.data = d.act;
 	d.api.data = &d.control;
+	/* What clients are told to call: a wildcard address is not one. */
+	const char *host = d.cfg->listen_host;
+	if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
+		host = !strcmp(host, "::") ? "::1" : "127.0.0.1";
+	d.data_url = strchr(host, ':') ?
+			     xasprintf("http://[%s]:%u", host, floe_server_port(&d.data)) :
+			     xasprintf("http://%s:%u", host, floe_server_port(&d.data));
+	d.control.data_url = d.data_url;
+	d.control.started_ms = floe_wall_ms();
 
 	uv_signal_init(d.loop, &d.sigterm);
 	uv_signal_init(d.loop, &d.sigint);
@@ -295,6 +306,7 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	uv_run(d.loop, UV_RUN_DEFAULT); /* let the close callbacks run */
 	floe_usage_free(d.usage);       /* waits for the last commit */
 	floe_metrics_free(d.metrics);
+	free(d.data_url);
 	floe_config_free(d.cfg);
 	int close_rc = uv_loop_close(d.loop);
 	if (close_rc != 0)

@@ -97,6 +97,8 @@ struct endpoint {
 	uv_timer_t backoff_timer; /* next start allowed */
 	uint64_t backoff_until_ms;
 	bool removed; /* gone from the config: freed once empty */
+	bool paused;  /* no replicas, requests refused (503) until resumed */
+	bool zeroed;  /* scaled to zero by request: min_replica waits for the next request */
 	int pending_closes;
 	struct floe_metric *m_queue_depth;
 	struct floe_metric *m_replicas[4]; /* starting, ready, draining, warm_pool */

@@ -681,8 +681,8 @@ struct replica *floe__snap_take_warm(struct endpoint *ep)
 void floe__snap_refill(struct endpoint *ep)
 {
 	struct floe_activator *a = ep->act;
-	if (!a->freezer || !floe__snap_restorable(ep) || ep->removed || a->shutting_down ||
-	    ep->pool_failures >= POOL_MAX_FAILURES)
+	if (!a->freezer || !floe__snap_restorable(ep) || ep->removed || ep->paused ||
+	    a->shutting_down || ep->pool_failures >= POOL_MAX_FAILURES)
 		return;
 	/* A restored replica holds about its memory pages. */
 	uint64_t bytes = ep->snap->pages_bytes ? ep->snap->pages_bytes : ep->snap->image_bytes;

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "ledger.h"
 #include "list.h"
 #include "log.h"
@@ -116,9 +117,7 @@ static void list_free(struct rec_list *l)
  * a clock stepped back by NTP must not put a replica's events out of order. */
 static uint64_t wall_ms(struct floe_usage *u)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uint64_t ms = floe_wall_ms();
 	if (ms < u->last_ms)
 		ms = u->last_ms;
 	u->last_ms = ms;
@@ -199,11 +198,7 @@ static void writer_main(void *arg)
 			int rc = write_batch(u->lg, &pending);
 			if (rc == 0) {
 				atomic_fetch_add(&u->committed, pending.n);
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				atomic_store(&u->last_commit_ms,
-					     (uint64_t)ts.tv_sec * 1000 +
-						     (uint64_t)ts.tv_nsec / 1000000);
+				atomic_store(&u->last_commit_ms, floe_wall_ms());
 				if (failing)
 					log_info(
 						"ledger writes work again; %zu usage records stored",

@@ -18,4 +18,12 @@ static inline uint64_t floe_now_ms(void)
 	return floe_now_ns() / 1000000ull;
 }
 
+/** Wall-clock Unix time in milliseconds (CLOCK_REALTIME): for timestamps, never for intervals. */
+static inline uint64_t floe_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
+
 #endif

@@ -601,6 +601,14 @@ static void set_ep_ready(void *base, unsigned idx)
 	((struct ep_stage *)base)->ep.ready = (enum floe_ready_kind)idx;
 }
 
+/* enum floe_endpoint_access order */
+static const char *const endpoint_types[] = { "public", "authenticated", "private", NULL };
+
+static void set_ep_access(void *base, unsigned idx)
+{
+	((struct ep_stage *)base)->ep.access = (enum floe_endpoint_access)idx;
+}
+
 static const struct field endpoint_fields[] = {
 	{ .key = "name",
 	  .type = T_STRING,
@@ -613,6 +621,11 @@ static const struct field endpoint_fields[] = {
 	  .check = check_engine,
 	  .off = offsetof(struct ep_stage, ep.engine) },
 	FLD_STR("namespace", struct ep_stage, ep.ns, "default", check_endpoint_name),
+	{ .key = "type",
+	  .type = T_CHOICE,
+	  .def = "public",
+	  .choices = endpoint_types,
+	  .set_choice = set_ep_access },
 	FLD_STR("model", struct ep_stage, ep.model, NULL, check_nonempty),
 	{ .key = "command",
 	  .type = T_STRLIST,
@@ -2120,8 +2133,8 @@ bool floe_endpoint_config_equal(const struct floe_endpoint_config *a,
 	if (!a || !b)
 		return false;
 	/* line is left out on purpose: moving an endpoint in the file changes nothing. */
-	if (!str_eq(a->name, b->name) || !str_eq(a->ns, b->ns) || !str_eq(a->engine, b->engine) ||
-	    !str_eq(a->model, b->model) || a->argc != b->argc)
+	if (!str_eq(a->name, b->name) || !str_eq(a->ns, b->ns) || a->access != b->access ||
+	    !str_eq(a->engine, b->engine) || !str_eq(a->model, b->model) || a->argc != b->argc)
 		return false;
 	for (size_t i = 0; i < a->argc; i++)
 		if (!str_eq(a->argv[i], b->argv[i]))

@@ -66,6 +66,13 @@ struct floe_resources_config {
 	uint32_t gpus;       /* default 0 */
 };
 
+/** Who may call an endpoint on the data plane (config key `type`; issue 5). */
+enum floe_endpoint_access {
+	FLOE_ENDPOINT_PUBLIC = 0,        /* "public": no token needed (default) */
+	FLOE_ENDPOINT_AUTHENTICATED = 1, /* "authenticated": a token of its namespace */
+	FLOE_ENDPOINT_PRIVATE = 2,       /* "private": a token of its namespace */
+};
+
 struct floe_endpoint_config {
 	char *name;   /* [a-z0-9][a-z0-9-]{0,62}, unique */
 	char *ns;     /* namespace its usage is billed to (default "default") */
@@ -86,6 +93,8 @@ struct floe_endpoint_config {
 	struct floe_snapshot_config snapshot;
 	uint32_t warm_pool_size; /* frozen pre-restored replicas kept ready (default 0) */
 	struct floe_resources_config resources;
+	/* key `type`: who may call it on the data plane (default public) */
+	enum floe_endpoint_access access;
 	int line; /* line of this endpoint in its file, for messages */
 };
 

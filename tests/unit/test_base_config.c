@@ -1124,6 +1124,7 @@ Test(config, equal_sees_every_serving_field)
 		"    scaling: {max_replica: 2}\n",
 		"    scaling: {scale_to_zero_timeout: 16m}\n",
 		"    scaling: {target_concurrency: 5}\n",
+		"    type: private\n",
 	};
 	struct floe_config *base = load(equal_base);
 	const struct floe_endpoint_config *eb = &base->endpoints[0];
@@ -1421,4 +1422,31 @@ Test(config, single_user_listens_only_on_loopback)
 		cr_expect_eq(cfg->auth.n_tokens, 0);
 		floe_config_free(cfg);
 	}
+}
+
+Test(config, endpoint_type_public_by_default)
+{
+	struct floe_config *cfg = load("endpoints:\n"
+				       "  - {name: a, engine: sim}\n"
+				       "  - {name: b, engine: sim, type: authenticated}\n"
+				       "  - {name: c, engine: sim, type: private}\n"
+				       "  - {name: d, engine: sim, type: public}\n");
+	cr_expect_eq(floe_config_endpoint(cfg, "a")->access, FLOE_ENDPOINT_PUBLIC);
+	cr_expect_eq(floe_config_endpoint(cfg, "b")->access, FLOE_ENDPOINT_AUTHENTICATED);
+	cr_expect_eq(floe_config_endpoint(cfg, "c")->access, FLOE_ENDPOINT_PRIVATE);
+	cr_expect_eq(floe_config_endpoint(cfg, "d")->access, FLOE_ENDPOINT_PUBLIC);
+	/* the copy keeps the type, and equal sees it */
+	struct floe_endpoint_config *d = floe_endpoint_config_dup(floe_config_endpoint(cfg, "c"));
+	cr_expect_eq(d->access, FLOE_ENDPOINT_PRIVATE);
+	cr_expect(floe_endpoint_config_equal(d, floe_config_endpoint(cfg, "c")));
+	d->access = FLOE_ENDPOINT_AUTHENTICATED;
+	cr_expect_not(floe_endpoint_config_equal(d, floe_config_endpoint(cfg, "c")));
+	floe_endpoint_config_free(d);
+	floe_config_free(cfg);
+	expect_error("endpoints:\n  - name: a\n    engine: sim\n    type: protected\n",
+		     "t.yaml:4: endpoints[0].type: expected one of public, authenticated, private, "
+		     "got \"protected\"");
+	expect_error("endpoints:\n  - name: a\n    engine: sim\n    type: ~\n",
+		     "t.yaml:4: endpoints[0].type: expected one of public, authenticated, private, "
+		     "got nothing");
 }

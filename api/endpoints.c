@@ -1,0 +1,221 @@
+/*
+ * The endpoint routes of the control plane, in the shape of the Hugging
+ * Face Inference Endpoints v2 API (issue 5):
+ *
+ *   GET  /api/whoami-v2                              {"type":"user","name":NS,"orgs":[]}
+ *   GET  /v2/endpoint/{ns}                           {"items":[Endpoint...]}
+ *   GET  /v2/endpoint/{ns}/{name}                    Endpoint
+ *   POST /v2/endpoint/{ns}/{name}/pause              Endpoint (replicas drain; 503 until resumed)
+ *   POST /v2/endpoint/{ns}/{name}/resume             Endpoint; 400 "already running" when not paused
+ *   POST /v2/endpoint/{ns}/{name}/scale-to-zero      Endpoint
+ *
+ * Endpoints come from the config file for now: they are listed and can be
+ * paused, resumed and scaled to zero, but changing or deleting one is the
+ * file's business (409), and creating one through the API comes with the
+ * state store (501 meanwhile). Pausing is not persisted across restarts yet.
+ *
+ * With tokens (control.h, Auth) a token reaches its own namespace only
+ * (403); single-user, every namespace is the operator's.
+ */
+#define LOG_TAG "control"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "activator.h"
+#include "control-internal.h"
+#include "hf.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define JSON_TYPE "application/json"
+
+static const char *state_name(enum floe_endpoint_state s)
+{
+	switch (s) {
+	case FLOE_EP_INITIALIZING: return FLOE_HF_STATE_INITIALIZING;
+	case FLOE_EP_RUNNING: return FLOE_HF_STATE_RUNNING;
+	case FLOE_EP_PAUSED: return FLOE_HF_STATE_PAUSED;
+	case FLOE_EP_FAILED: return FLOE_HF_STATE_FAILED;
+	case FLOE_EP_SCALED_TO_ZERO: break;
+	}
+	return FLOE_HF_STATE_SCALED_TO_ZERO;
+}
+
+/* The Endpoint JSON of a served endpoint, or NULL when it is not one. */
+static json_t *endpoint_json(struct floe_control *ctl, const char *name)
+{
+	const struct floe_endpoint_config *cfg = floe_activator_endpoint_config(ctl->act, name);
+	struct floe_endpoint_status es;
+	if (!cfg || floe_activator_endpoint_status(ctl->act, name, &es) < 0)
+		return NULL;
+	char *url = xasprintf("%s/endpoints/%s", ctl->data_url ? ctl->data_url : "", name);
+	struct floe_hf_status st = {
+		.state = state_name(es.state),
+		.message = es.message,
+		.url = url,
+		.region = "local",
+		.ready = es.ready,
+		.target = es.target,
+		.created_ms = ctl->started_ms,
+		.updated_ms = ctl->started_ms,
+	};
+	json_t *o = floe_hf_endpoint_json(NULL, cfg, &st);
+	free(url);
+	return o;
+}
+
+static void respond_json(struct floe_conn *c, int status, json_t *v, bool head_only)
+{
+	char *text = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	floe__ctl_respond(c, status, JSON_TYPE, NULL, text, strlen(text), head_only);
+	free(text);
+}
+
+/* An endpoint name or namespace as a path segment: what config names allow. */
+static bool segment_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (ch == '-' && i > 0)))
+			return false;
+	}
+	return true;
+}
+
+bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const char *path,
+			   size_t path_len, const char *token_ns)
+{
+	struct floe_control *ctl = c->server->data;
+	bool get = msg->method == HTTP_GET || msg->method == HTTP_HEAD;
+	bool head_only = msg->method == HTTP_HEAD;
+
+	if (path_len == 14 && memcmp(path, "/api/whoami-v2", 14) == 0) {
+		if (!get) {
+			floe__ctl_method_not_allowed(c, "Allow: GET, HEAD\r\n");
+			return true;
+		}
+		json_t *o = json_object();
+		json_object_set_new(o, "type", json_string("user"));
+		json_object_set_new(o, "name", json_string(token_ns ? token_ns : "default"));
+		json_object_set_new(o, "orgs", json_array());
+		respond_json(c, 200, o, head_only);
+		return true;
+	}
+	static const char prefix[] = "/v2/endpoint/";
+	size_t plen = sizeof(prefix) - 1;
+	if (path_len <= plen || memcmp(path, prefix, plen) != 0)
+		return false;
+	/* ns [/ name [/ action]] */
+	const char *seg[3] = { NULL };
+	size_t len[3] = { 0 };
+	int n = 0;
+	for (const char *p = path + plen, *end = path + path_len; p < end && n < 4;) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		size_t l = slash ? (size_t)(slash - p) : (size_t)(end - p);
+		if (n == 3) {
+			n++;
+			break;
+		}
+		seg[n] = p;
+		len[n++] = l;
+		p = slash ? slash + 1 : end;
+	}
+	if (n > 3 || !segment_ok(seg[0], len[0]) || (n >= 2 && !segment_ok(seg[1], len[1]))) {
+		floe_conn_error(c, 404, "not_found", "no such endpoint route", NULL);
+		return true;
+	}
+	char ns[64], name[64];
+	snprintf(ns, sizeof(ns), "%.*s", (int)len[0], seg[0]);
+	if (token_ns && strcmp(ns, token_ns) != 0) {
+		floe_conn_error(c, 403, "forbidden", "your token is for another namespace", NULL);
+		return true;
+	}
+	if (n == 1) {
+		if (msg->method == HTTP_POST) {
+			floe_conn_error(c, 501, "not_implemented",
+					"creating endpoints through the API is not available yet; "
+					"define the endpoint in floed's config file",
+					NULL);
+			return true;
+		}
+		if (!get) {
+			floe__ctl_method_not_allowed(c, "Allow: GET, HEAD, POST\r\n");
+			return true;
+		}
+		json_t *items = json_array();
+		char **names = floe_activator_endpoints_of(ctl->act, ns);
+		for (char **p = names; *p; p++) {
+			json_t *e = endpoint_json(ctl, *p);
+			if (e)
+				json_array_append_new(items, e);
+			free(*p);
+		}
+		free(names);
+		json_t *o = json_object();
+		json_object_set_new(o, "items", items);
+		respond_json(c, 200, o, head_only);
+		return true;
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)len[1], seg[1]);
+	const struct floe_endpoint_config *cfg = floe_activator_endpoint_config(ctl->act, name);
+	if (!cfg || !cfg->ns || strcmp(cfg->ns, ns) != 0) {
+		char m[200];
+		snprintf(m, sizeof(m), "no endpoint '%s' in namespace '%s'", name, ns);
+		floe_conn_error(c, 404, "not_found", m, NULL);
+		return true;
+	}
+	if (n == 2) {
+		if (msg->method == HTTP_PUT || msg->method == HTTP_DELETE) {
+			floe_conn_error(
+				c, 409, "conflict",
+				"this endpoint is defined in floed's config file: change or "
+				"remove it there and reload floed (SIGHUP)",
+				NULL);
+			return true;
+		}
+		if (!get) {
+			floe__ctl_method_not_allowed(c, "Allow: GET, HEAD, PUT, DELETE\r\n");
+			return true;
+		}
+		respond_json(c, 200, endpoint_json(ctl, name), head_only);
+		return true;
+	}
+	int rc;
+	const char *action = seg[2];
+	size_t alen = len[2];
+	if (msg->method != HTTP_POST) {
+		floe__ctl_method_not_allowed(c, "Allow: POST\r\n");
+		return true;
+	}
+	if (alen == 5 && memcmp(action, "pause", 5) == 0) {
+		rc = floe_activator_pause(ctl->act, name);
+	} else if (alen == 6 && memcmp(action, "resume", 6) == 0) {
+		rc = floe_activator_resume(ctl->act, name);
+		if (rc == -EALREADY) {
+			/* huggingface_hub looks for these words. */
+			floe_conn_error(c, 400, "bad_request", "endpoint is already running", NULL);
+			return true;
+		}
+	} else if (alen == 13 && memcmp(action, "scale-to-zero", 13) == 0) {
+		rc = floe_activator_scale_to_zero(ctl->act, name);
+	} else {
+		floe_conn_error(c, 404, "not_found",
+				"no such action (pause, resume, scale-to-zero)", NULL);
+		return true;
+	}
+	if (rc < 0) {
+		floe_conn_error(c, 404, "not_found", "no such endpoint", NULL);
+		return true;
+	}
+	log_info("%s: %.*s through the control plane", name, (int)alen, action);
+	respond_json(c, 200, endpoint_json(ctl, name), false);
+	return true;
+}

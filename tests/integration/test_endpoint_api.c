@@ -1,0 +1,190 @@
+/*
+ * The Hugging Face shaped endpoint routes against the real floed, for
+ * endpoints of the config file: list and describe, wait the way
+ * huggingface_hub's wait() does (state, then GET {url}{healthRoute}),
+ * pause, resume, scale to zero, and the refusals.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "harness.h"
+#include "xalloc.h"
+
+TestSuite(endpoint_api, .init = harness_test_init, .fini = harness_test_fini, .timeout = 180);
+
+#define EP_YAML                                                       \
+	"endpoints:\n"                                                \
+	"  - name: chat\n"                                            \
+	"    engine: sim\n"                                           \
+	"    model: chat\n"                                           \
+	"    args: [\"--model\", \"chat\", \"--init-ms\", \"500\"]\n" \
+	"    snapshot: {enabled: false}\n"                            \
+	"    scaling: {scale_to_zero_timeout: 10m}\n"
+#define COLD(ep) "floe_cold_starts_total{endpoint=\"" ep "\",kind=\"fresh\"}"
+
+/* method path [body] on the control plane as token (NULL: none): status, JSON in *out. */
+static long call(struct floed *f, const char *method, const char *path, const char *token,
+		 json_t **out)
+{
+	char auth[128];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+	const char *hdrs[] = { auth, NULL };
+	struct http_req req = { .method = method,
+				.url = floed_api_url(f, path),
+				.headers = token ? hdrs : NULL,
+				.body = strcmp(method, "POST") == 0 ? "" : NULL };
+	struct http_resp r;
+	long st = http_do(&req, &r);
+	if (out)
+		*out = http_json(&r);
+	http_resp_free(&r);
+	return st;
+}
+
+static const char *sget(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+	if (b)
+		v = json_object_get(v, b);
+	return json_string_value(v);
+}
+
+static bool ends_in_z(const char *s)
+{
+	return s && strlen(s) > 10 && s[strlen(s) - 1] == 'Z';
+}
+
+/* The state of chat, as a client polling GET /v2/endpoint/default/chat sees it. */
+static char state_buf[64];
+static const char *state_of(struct floed *f)
+{
+	json_t *o = NULL;
+	if (call(f, "GET", "/v2/endpoint/default/chat", NULL, &o) != 200) {
+		json_decref(o);
+		return "?";
+	}
+	snprintf(state_buf, sizeof(state_buf), "%s", sget(o, "status", "state"));
+	json_decref(o);
+	return state_buf;
+}
+
+Test(endpoint_api, describe_wait_pause_resume_scale_to_zero)
+{
+	struct floed *f = floed_start(EP_YAML);
+	json_t *o = NULL;
+	cr_assert_eq(call(f, "GET", "/api/whoami-v2", NULL, &o), 200);
+	cr_expect_str_eq(sget(o, "name", NULL), "default");
+	cr_expect_str_eq(sget(o, "type", NULL), "user");
+	json_decref(o);
+
+	cr_assert_eq(call(f, "GET", "/v2/endpoint/default", NULL, &o), 200);
+	json_t *items = json_object_get(o, "items");
+	cr_assert_eq(json_array_size(items), 1);
+	json_t *e = json_array_get(items, 0);
+	cr_expect_str_eq(sget(e, "name", NULL), "chat");
+	cr_expect(sget(e, "type", NULL));
+	cr_expect_str_eq(sget(e, "healthRoute", NULL), "/health");
+	cr_expect_str_eq(sget(e, "model", "repository"), "chat");
+	cr_expect(json_is_string(json_object_get(json_object_get(e, "model"), "framework")));
+	cr_expect(json_object_get(json_object_get(e, "model"), "revision"), "revision missing");
+	cr_expect(json_is_string(json_object_get(json_object_get(e, "model"), "task")));
+	cr_expect(json_is_object(json_object_get(e, "compute")));
+	cr_expect_str_eq(sget(e, "provider", "vendor"), "local");
+	cr_expect_str_eq(sget(e, "status", "state"), "scaledToZero");
+	cr_expect(ends_in_z(sget(e, "status", "createdAt")) &&
+		  ends_in_z(sget(e, "status", "updatedAt")));
+	const char *url = sget(e, "status", "url");
+	cr_assert(url && strstr(url, "/endpoints/chat"), "status.url %s", url ? url : "(none)");
+	char *health = xasprintf("%s/health", url);
+	json_decref(o);
+
+	/* The health route answers, and never wakes the endpoint. */
+	cr_expect_eq(http_status("GET", health, NULL), 503);
+	harness_sleep_ms(300);
+	cr_expect_eq(floed_metric0(f, COLD("chat")), 0, "a health check woke the endpoint");
+
+	/* A request wakes it; wait() polls the state, then the health route. */
+	cr_assert_eq(
+		http_status("POST", floed_url(f, "/endpoints/chat/generate"), "{\"inputs\":\"x\"}"),
+		200);
+	cr_assert(WAIT_UNTIL(strcmp(state_of(f), "running") == 0, 15000), "state %s", state_buf);
+	cr_expect_eq(http_status("GET", health, NULL), 200);
+
+	/* Pause: replicas go, requests get 503 at once and do not wake it. */
+	cr_assert_eq(call(f, "POST", "/v2/endpoint/default/chat/pause", NULL, &o), 200);
+	cr_expect_str_eq(sget(o, "status", "state"), "paused");
+	json_decref(o);
+	cr_assert(WAIT_UNTIL(
+		floed_metric0(f, "floe_replicas{endpoint=\"chat\",state=\"ready\"}") == 0, 15000));
+	struct http_resp r;
+	http_post(floed_url(f, "/endpoints/chat/generate"), "{\"inputs\":\"x\"}", &r, NULL);
+	http_assert_error(&r, 503, "paused");
+	http_resp_free(&r);
+	cr_expect_eq(floed_metric0(f, COLD("chat")), 1, "a paused endpoint was woken");
+
+	/* Resume; resuming again is "already running" (huggingface_hub relies on it). */
+	cr_assert_eq(call(f, "POST", "/v2/endpoint/default/chat/resume", NULL, &o), 200);
+	json_decref(o);
+	struct http_req rq = { .method = "POST",
+			       .url = floed_api_url(f, "/v2/endpoint/default/chat/resume"),
+			       .body = "" };
+	http_do(&rq, &r);
+	cr_expect_eq(r.status, 400);
+	cr_expect(strstr(http_body(&r), "already running"), "%s", http_body(&r));
+	http_resp_free(&r);
+	cr_assert_eq(
+		http_status("POST", floed_url(f, "/endpoints/chat/generate"), "{\"inputs\":\"x\"}"),
+		200);
+
+	/* Scale to zero: the replica goes; the next request wakes it again. */
+	cr_assert_eq(call(f, "POST", "/v2/endpoint/default/chat/scale-to-zero", NULL, NULL), 200);
+	cr_assert(WAIT_UNTIL(strcmp(state_of(f), "scaledToZero") == 0, 15000), "state %s",
+		  state_buf);
+	cr_assert_eq(
+		http_status("POST", floed_url(f, "/endpoints/chat/generate"), "{\"inputs\":\"x\"}"),
+		200);
+	cr_expect_eq(floed_metric0(f, COLD("chat")), 3);
+
+	/* The file owns the definition; creating through the API comes later. */
+	cr_expect_eq(call(f, "PUT", "/v2/endpoint/default/chat", NULL, NULL), 409);
+	cr_expect_eq(call(f, "DELETE", "/v2/endpoint/default/chat", NULL, NULL), 409);
+	cr_expect_eq(call(f, "POST", "/v2/endpoint/default", NULL, NULL), 501);
+	cr_expect_eq(call(f, "GET", "/v2/endpoint/default/nope", NULL, NULL), 404);
+	cr_expect_eq(call(f, "GET", "/v2/endpoint/other/chat", NULL, NULL), 404);
+	cr_expect_eq(call(f, "POST", "/v2/endpoint/default/chat/explode", NULL, NULL), 404);
+	cr_expect_eq(call(f, "GET", "/v2/endpoint/default/chat/pause", NULL, NULL), 405);
+	cr_expect_eq(call(f, "GET", "/v2/endpoint/Bad..Name", NULL, NULL), 404);
+	free(health);
+	FLOED_STOP_OK(f);
+}
+
+/* With tokens: whoami names the token's namespace; another namespace is 403,
+ * no token 401. */
+Test(endpoint_api, tokens_reach_their_namespace)
+{
+	char alice[64], alice_hash[65], bob[64], bob_hash[65];
+	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
+	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
+	struct floed *f = floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
+				       "    - {namespace: bob, sha256: %s}\n"
+				       "endpoints:\n"
+				       "  - name: chat\n    engine: sim\n    namespace: alice\n",
+				       alice_hash, bob_hash);
+	json_t *o = NULL;
+	cr_expect_eq(call(f, "GET", "/api/whoami-v2", NULL, NULL), 401);
+	cr_assert_eq(call(f, "GET", "/api/whoami-v2", alice, &o), 200);
+	cr_expect_str_eq(sget(o, "name", NULL), "alice");
+	json_decref(o);
+	cr_assert_eq(call(f, "GET", "/v2/endpoint/alice", alice, &o), 200);
+	cr_expect_eq(json_array_size(json_object_get(o, "items")), 1);
+	json_decref(o);
+	cr_expect_eq(call(f, "GET", "/v2/endpoint/alice", bob, NULL), 403);
+	cr_expect_eq(call(f, "POST", "/v2/endpoint/alice/chat/pause", bob, NULL), 403);
+	cr_assert_eq(call(f, "GET", "/v2/endpoint/bob", bob, &o), 200);
+	cr_expect_eq(json_array_size(json_object_get(o, "items")), 0);
+	json_decref(o);
+	FLOED_STOP_OK(f);
+}
