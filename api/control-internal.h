@@ -14,12 +14,19 @@
 #include "http.h"
 #include "server.h"
 
+/* What a connection's exchange points at, for the handler's callbacks. */
+enum ctl_kind {
+	CTL_JOB = 1, /* struct ctl_job */
+	CTL_BODY,    /* struct ctl_body */
+};
+
 /*
  * A request whose answer needs file I/O, run on libuv's thread pool. The
  * connection may close meanwhile: on_abort clears conn, and the job is
  * still freed only by finish.
  */
 struct ctl_job {
+	enum ctl_kind kind; /* CTL_JOB, set by floe__ctl_job_queue */
 	uv_work_t work;
 	struct floe_control *ctl;
 	struct floe_conn *conn; /* NULL once the client has gone */
@@ -29,6 +36,23 @@ struct ctl_job {
 	 * run never ran (uv_queue_work's error). */
 	void (*finish)(struct ctl_job *j, int status);
 };
+
+/*
+ * A request whose body the route needs (the endpoint API's POST and PUT):
+ * collected up to FLOE_CTL_BODY_MAX bytes, then done runs on the loop and
+ * must answer c and free b; if the client goes first, free runs instead.
+ */
+#define FLOE_CTL_BODY_MAX (1u << 20)
+struct ctl_body {
+	enum ctl_kind kind; /* CTL_BODY, set by floe__ctl_body_start */
+	struct floe_buf data;
+	bool too_big;
+	void (*done)(struct floe_conn *c, struct ctl_body *b);
+	void (*free)(struct ctl_body *b);
+};
+
+/** Collect c's request body into b (done and free set), then call b->done. */
+void floe__ctl_body_start(struct floe_conn *c, struct ctl_body *b);
 
 /** Queue j (run, finish and head_only set) for the client c. */
 void floe__ctl_job_queue(struct floe_conn *c, struct ctl_job *j);

@@ -433,6 +433,7 @@ static void job_done(uv_work_t *w, int status)
 
 void floe__ctl_job_queue(struct floe_conn *c, struct ctl_job *j)
 {
+	j->kind = CTL_JOB;
 	j->ctl = c->server->data;
 	j->conn = c;
 	int rc = uv_queue_work(c->server->loop, &j->work, job_work, job_done);
@@ -576,12 +577,56 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
  * be taken back once it runs). */
 static void control_on_abort(struct floe_conn *c)
 {
-	struct ctl_job *j = c->exchange;
-	if (j)
-		j->conn = NULL;
+	enum ctl_kind *kind = c->exchange;
+	if (!kind)
+		return;
+	if (*kind == CTL_JOB) {
+		((struct ctl_job *)kind)->conn = NULL;
+	} else {
+		struct ctl_body *b = (struct ctl_body *)kind;
+		c->exchange = NULL;
+		b->free(b);
+	}
+}
+
+void floe__ctl_body_start(struct floe_conn *c, struct ctl_body *b)
+{
+	b->kind = CTL_BODY;
+	floe_buf_init(&b->data);
+	b->too_big = false;
+	c->exchange = b;
+}
+
+static void control_on_body(struct floe_conn *c, const char *data, size_t len)
+{
+	enum ctl_kind *kind = c->exchange;
+	if (!kind || *kind != CTL_BODY)
+		return; /* a body nobody asked for: ignored */
+	struct ctl_body *b = (struct ctl_body *)kind;
+	if (b->too_big || b->data.len + len > FLOE_CTL_BODY_MAX)
+		b->too_big = true;
+	else
+		floe_buf_append(&b->data, data, len);
+}
+
+static void control_on_body_end(struct floe_conn *c)
+{
+	enum ctl_kind *kind = c->exchange;
+	if (!kind || *kind != CTL_BODY)
+		return;
+	struct ctl_body *b = (struct ctl_body *)kind;
+	c->exchange = NULL;
+	if (b->too_big) {
+		floe_conn_error(c, 413, "payload_too_large", "the body is over 1 MiB", NULL);
+		b->free(b);
+		return;
+	}
+	b->done(c, b);
 }
 
 const struct floe_server_handler floe_control_handler = {
 	.on_head = control_on_head,
+	.on_body = control_on_body,
+	.on_body_end = control_on_body_end,
 	.on_abort = control_on_abort,
 };

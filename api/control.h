@@ -30,6 +30,8 @@
 
 struct floe_activator;
 struct floe_auth_config;
+struct floe_config;
+struct floe_registry;
 struct floe_usage;
 
 struct floe_control {
@@ -41,6 +43,13 @@ struct floe_control {
 	const struct floe_auth_config *auth;
 	const char *data_url; /* the data plane, "http://HOST:PORT" (an endpoint's status.url) */
 	uint64_t started_ms;  /* when floed started (Unix ms) */
+	/* Endpoints created through the API (NULL: the API cannot create), the
+	 * config file's (the daemon's current one), and how to serve a change:
+	 * the daemon composes both and applies them. */
+	struct floe_registry *registry;
+	struct floe_config *const *file_cfg;
+	void (*reapply)(void *arg);
+	void *reapply_arg;
 };
 
 /** Handler for floe_server_listen; set server->data to a struct floe_control. */

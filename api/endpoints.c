@@ -9,10 +9,15 @@
  *   POST /v2/endpoint/{ns}/{name}/resume             Endpoint; 400 "already running" when not paused
  *   POST /v2/endpoint/{ns}/{name}/scale-to-zero      Endpoint
  *
- * Endpoints come from the config file for now: they are listed and can be
- * paused, resumed and scaled to zero, but changing or deleting one is the
- * file's business (409), and creating one through the API comes with the
- * state store (501 meanwhile). Pausing is not persisted across restarts yet.
+ *   POST   /v2/endpoint/{ns}                      create (Hugging Face's body) -> Endpoint
+ *   PUT    /v2/endpoint/{ns}/{name}               RFC 7386 merge patch of its body -> Endpoint
+ *   DELETE /v2/endpoint/{ns}/{name}               its replicas drain, it is forgotten
+ *
+ * Endpoints created here are kept in the registry (registry.h: saved before
+ * they are served, served again after a restart, paused ones stay paused).
+ * Endpoints of the config file are listed and can be paused, resumed and
+ * scaled to zero, but changing or deleting one is the file's business
+ * (409), and their pauses last until floed restarts.
  *
  * With tokens (control.h, Auth) a token reaches its own namespace only
  * (403); single-user, every namespace is the operator's.
@@ -30,6 +35,7 @@
 #include "control-internal.h"
 #include "hf.h"
 #include "log.h"
+#include "registry.h"
 #include "xalloc.h"
 
 #define JSON_TYPE "application/json"
@@ -46,6 +52,14 @@ static const char *state_name(enum floe_endpoint_state s)
 	return FLOE_HF_STATE_SCALED_TO_ZERO;
 }
 
+/* The stored entry of an API endpoint, or NULL (a config file's). */
+static const struct floe_state_entry *api_entry(struct floe_control *ctl,
+						const struct floe_endpoint_config *cfg)
+{
+	return ctl->registry && cfg->ns ? floe_registry_entry(ctl->registry, cfg->ns, cfg->name) :
+					  NULL;
+}
+
 /* The Endpoint JSON of a served endpoint, or NULL when it is not one. */
 static json_t *endpoint_json(struct floe_control *ctl, const char *name)
 {
@@ -53,6 +67,8 @@ static json_t *endpoint_json(struct floe_control *ctl, const char *name)
 	struct floe_endpoint_status es;
 	if (!cfg || floe_activator_endpoint_status(ctl->act, name, &es) < 0)
 		return NULL;
+	const struct floe_state_entry *e = api_entry(ctl, cfg);
+	json_t *body = e ? json_loads(e->spec_json, 0, NULL) : NULL;
 	char *url = xasprintf("%s/endpoints/%s", ctl->data_url ? ctl->data_url : "", name);
 	struct floe_hf_status st = {
 		.state = state_name(es.state),
@@ -61,10 +77,11 @@ static json_t *endpoint_json(struct floe_control *ctl, const char *name)
 		.region = "local",
 		.ready = es.ready,
 		.target = es.target,
-		.created_ms = ctl->started_ms,
-		.updated_ms = ctl->started_ms,
+		.created_ms = e ? e->created_at_ms : ctl->started_ms,
+		.updated_ms = e ? e->updated_at_ms : ctl->started_ms,
 	};
-	json_t *o = floe_hf_endpoint_json(NULL, cfg, &st);
+	json_t *o = floe_hf_endpoint_json(body, cfg, &st);
+	json_decref(body);
 	free(url);
 	return o;
 }
@@ -75,6 +92,86 @@ static void respond_json(struct floe_conn *c, int status, json_t *v, bool head_o
 	json_decref(v);
 	floe__ctl_respond(c, status, JSON_TYPE, NULL, text, strlen(text), head_only);
 	free(text);
+}
+
+/* The registry answered err: its code says which status. */
+static void registry_error(struct floe_conn *c, const floe_error *err)
+{
+	switch (err->code) {
+	case -EINVAL: floe_conn_error(c, 400, "bad_request", err->msg, NULL); return;
+	case -EPERM: floe_conn_error(c, 400, "bad_request", err->msg, NULL); return;
+	case -EEXIST: floe_conn_error(c, 409, "conflict", err->msg, NULL); return;
+	case -ENOENT: floe_conn_error(c, 404, "not_found", err->msg, NULL); return;
+	default: break;
+	}
+	log_error("endpoint API: %s", err->msg);
+	floe_conn_error(c, 500, "internal_error", err->msg, NULL);
+}
+
+/* --- POST (create) and PUT (update): they need the body ------------------- */
+
+struct ep_write {
+	struct ctl_body b; /* first: the control plane sees a struct ctl_body */
+	struct floe_control *ctl;
+	bool update;
+	char ns[64], name[64];
+};
+
+static void ep_write_free(struct ctl_body *b)
+{
+	floe_buf_destroy(&b->data);
+	free(b);
+}
+
+static void ep_write_done(struct floe_conn *c, struct ctl_body *b)
+{
+	struct ep_write *w = (struct ep_write *)b;
+	struct floe_control *ctl = w->ctl;
+	json_error_t jerr;
+	json_t *body = json_loadb(b->data.data ? b->data.data : "", b->data.len, 0, &jerr);
+	floe_error err;
+	floe_error_clear(&err);
+	int rc;
+	if (!json_is_object(body)) {
+		floe_conn_error(c, 400, "bad_request", "the body is not a JSON object", NULL);
+		goto out;
+	}
+	if (w->update) {
+		rc = floe_registry_update(ctl->registry, w->ns, w->name, body, &err);
+	} else {
+		rc = floe_registry_create(ctl->registry, w->ns, body, *ctl->file_cfg, &err);
+		const char *name = json_string_value(json_object_get(body, "name"));
+		snprintf(w->name, sizeof(w->name), "%s", name ? name : "");
+	}
+	if (rc < 0) {
+		registry_error(c, &err);
+		goto out;
+	}
+	/* Served at once: no restart, no reload. */
+	ctl->reapply(ctl->reapply_arg);
+	json_t *o = endpoint_json(ctl, w->name);
+	if (!o) {
+		floe_conn_error(c, 500, "internal_error", "saved, but not served: see floed's log",
+				NULL);
+		goto out;
+	}
+	respond_json(c, 200, o, false);
+out:
+	json_decref(body);
+	ep_write_free(b);
+}
+
+static void ep_write_start(struct floe_conn *c, struct floe_control *ctl, const char *ns,
+			   const char *name)
+{
+	struct ep_write *w = xcalloc(1, sizeof(*w));
+	w->ctl = ctl;
+	w->update = name != NULL;
+	snprintf(w->ns, sizeof(w->ns), "%s", ns);
+	snprintf(w->name, sizeof(w->name), "%s", name ? name : "");
+	w->b.done = ep_write_done;
+	w->b.free = ep_write_free;
+	floe__ctl_body_start(c, &w->b);
 }
 
 /* An endpoint name or namespace as a path segment: what config names allow. */
@@ -140,10 +237,12 @@ bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const
 	}
 	if (n == 1) {
 		if (msg->method == HTTP_POST) {
-			floe_conn_error(c, 501, "not_implemented",
-					"creating endpoints through the API is not available yet; "
-					"define the endpoint in floed's config file",
-					NULL);
+			if (!ctl->registry) {
+				floe_conn_error(c, 501, "not_implemented",
+						"this floed cannot create endpoints", NULL);
+				return true;
+			}
+			ep_write_start(c, ctl, ns, NULL);
 			return true;
 		}
 		if (!get) {
@@ -172,13 +271,29 @@ bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const
 		floe_conn_error(c, 404, "not_found", m, NULL);
 		return true;
 	}
+	const struct floe_state_entry *entry = api_entry(ctl, cfg);
 	if (n == 2) {
-		if (msg->method == HTTP_PUT || msg->method == HTTP_DELETE) {
+		if ((msg->method == HTTP_PUT || msg->method == HTTP_DELETE) && !entry) {
 			floe_conn_error(
 				c, 409, "conflict",
 				"this endpoint is defined in floed's config file: change or "
 				"remove it there and reload floed (SIGHUP)",
 				NULL);
+			return true;
+		}
+		if (msg->method == HTTP_PUT) {
+			ep_write_start(c, ctl, ns, name);
+			return true;
+		}
+		if (msg->method == HTTP_DELETE) {
+			floe_error err;
+			floe_error_clear(&err);
+			if (floe_registry_delete(ctl->registry, ns, name, &err) < 0) {
+				registry_error(c, &err);
+				return true;
+			}
+			ctl->reapply(ctl->reapply_arg); /* its replicas drain */
+			floe__ctl_respond(c, 200, JSON_TYPE, NULL, "{}", 2, false);
 			return true;
 		}
 		if (!get) {
@@ -195,15 +310,33 @@ bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const
 		floe__ctl_method_not_allowed(c, "Allow: POST\r\n");
 		return true;
 	}
-	if (alen == 5 && memcmp(action, "pause", 5) == 0) {
-		rc = floe_activator_pause(ctl->act, name);
-	} else if (alen == 6 && memcmp(action, "resume", 6) == 0) {
-		rc = floe_activator_resume(ctl->act, name);
-		if (rc == -EALREADY) {
+	bool pause = alen == 5 && memcmp(action, "pause", 5) == 0;
+	bool resume = alen == 6 && memcmp(action, "resume", 6) == 0;
+	if (resume) {
+		struct floe_endpoint_status es;
+		if (floe_activator_endpoint_status(ctl->act, name, &es) == 0 && !es.paused) {
 			/* huggingface_hub looks for these words. */
 			floe_conn_error(c, 400, "bad_request", "endpoint is already running", NULL);
 			return true;
 		}
+	}
+	if ((pause || resume) && entry) {
+		/* Remembered first: a pause must outlive a restart. */
+		floe_error err;
+		floe_error_clear(&err);
+		if (floe_registry_set_desired(ctl->registry, ns, name,
+					      pause ? FLOE_STATE_PAUSED : FLOE_STATE_RUNNING,
+					      &err) < 0) {
+			registry_error(c, &err);
+			return true;
+		}
+	}
+	if (pause) {
+		rc = floe_activator_pause(ctl->act, name);
+	} else if (resume) {
+		rc = floe_activator_resume(ctl->act, name);
+		if (rc == -EALREADY)
+			rc = 0;
 	} else if (alen == 13 && memcmp(action, "scale-to-zero", 13) == 0) {
 		rc = floe_activator_scale_to_zero(ctl->act, name);
 	} else {

@@ -195,9 +195,11 @@ void floe__req_complete(struct floe_req *req, int status)
 		req->client->exchange = NULL;
 		req->client = NULL;
 	}
+	bool activity = !req->probe;
 	req_free(req);
 	if (ep) {
-		ep->last_activity_ms = floe_now_ms();
+		if (activity)
+			ep->last_activity_ms = floe_now_ms();
 		endpoint_evaluate(ep);
 		endpoint_maybe_free(ep);
 	}
@@ -385,23 +387,24 @@ static void req_admit(struct floe_req *req)
 		req_fail(req, 503, "paused", msg, NULL);
 		return;
 	}
-	if (is_health_probe(req)) {
-		/* GET {url}{healthRoute} is how clients (huggingface_hub's
-		 * wait()) and monitors ask "is a replica ready?": the answer,
-		 * never a wake-up, and not activity that keeps it up. */
-		struct replica *r = pick_replica(ep);
-		if (r) {
-			req_dispatch(req, r);
+	/* GET {url}{healthRoute} is how clients (huggingface_hub's wait())
+	 * and monitors ask "is a replica ready?": answered, never a wake-up,
+	 * and not activity that keeps the endpoint up. A ready replica being
+	 * snapshotted counts (the probe waits out the dump like any request). */
+	req->probe = is_health_probe(req);
+	if (req->probe) {
+		if (ep->n_ready == 0) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "endpoint '%s' has no ready replica",
+				 ep->cfg->name);
+			req_fail(req, 503, "not_ready", msg, NULL);
 			return;
 		}
-		char msg[160];
-		snprintf(msg, sizeof(msg), "endpoint '%s' has no ready replica", ep->cfg->name);
-		req_fail(req, 503, "not_ready", msg, NULL);
-		return;
+	} else {
+		ep->last_activity_ms = floe_now_ms();
+		ep->zeroed = false;
+		uv_timer_stop(&ep->idle_timer);
 	}
-	ep->last_activity_ms = floe_now_ms();
-	ep->zeroed = false;
-	uv_timer_stop(&ep->idle_timer);
 	struct replica *r = pick_replica(ep);
 	if (r && floe_list_empty(&ep->held)) {
 		req_dispatch(req, r);

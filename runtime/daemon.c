@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "registry.h"
 #include "server.h"
 #include "usage.h"
 #include "xalloc.h"
@@ -36,6 +37,7 @@ struct daemon {
 	struct floe_metrics *metrics;
 	struct floe_activator *act;
 	struct floe_usage *usage;
+	struct floe_registry *registry; /* endpoints created through the API */
 	struct floe_control control;
 	char *data_url;
 	struct floe_server data;
@@ -109,6 +111,17 @@ static int load_config(struct daemon *d, struct floe_config **out, floe_error *e
 	return 0;
 }
 
+/* Serve the file's endpoints and those created through the API: at start,
+ * on reload, and after the API changed one (control.reapply). */
+static void apply_endpoints(void *arg)
+{
+	struct daemon *d = arg;
+	struct floe_config *served = floe_registry_compose(d->registry, d->cfg);
+	floe_activator_apply(d->act, served);
+	floe_registry_settle(d->registry, d->act);
+	floe_config_free(served);
+}
+
 static void apply_log_settings(const struct floe_config *cfg)
 {
 	enum floe_log_level lvl = FLOE_LOG_INFO;
@@ -178,10 +191,11 @@ static void on_reload_signal(uv_signal_t *s, int signum)
 		log_warn("reload: listen addresses and data_dir take effect only on restart");
 	apply_log_settings(cfg);
 	floe_usage_configure(d->usage, &cfg->billing);
-	floe_activator_apply(d->act, cfg);
-	d->control.auth = &cfg->auth;
-	floe_config_free(d->cfg);
+	struct floe_config *old = d->cfg;
 	d->cfg = cfg;
+	d->control.auth = &cfg->auth;
+	apply_endpoints(d);
+	floe_config_free(old);
 	log_info("configuration reloaded (%zu endpoints)", cfg->n_endpoints);
 }
 
@@ -246,6 +260,18 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 		floe_config_free(d.cfg);
 		return 1;
 	}
+	if (floe_registry_open(d.cfg->data_dir, &d.env, &d.registry, &err) < 0) {
+		/* A state file of a newer floed, or one that cannot be read: its
+		 * endpoints must not silently disappear. */
+		fprintf(stderr, "floed: %s\n", err.msg);
+		free(init_path);
+		floe_usage_close(d.usage);
+		uv_run(d.loop, UV_RUN_DEFAULT);
+		floe_usage_free(d.usage);
+		floe_metrics_free(d.metrics);
+		floe_config_free(d.cfg);
+		return 1;
+	}
 	struct floe_activator_opts aopts = {
 		.data_dir = d.cfg->data_dir,
 		.init_path = init_path,
@@ -259,6 +285,10 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	d.control.metrics = d.metrics;
 	d.control.act = d.act;
 	d.control.usage = d.usage;
+	d.control.registry = d.registry;
+	d.control.file_cfg = &d.cfg;
+	d.control.reapply = apply_endpoints;
+	d.control.reapply_arg = &d;
 	d.control.auth = &d.cfg->auth;
 
 	struct floe_server_limits limits = {
@@ -297,7 +327,7 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	log_info("floed %s: data plane http://%s:%u, control plane http://%s:%u, data dir %s",
 		 FLOE_VERSION, d.cfg->listen_host, floe_server_port(&d.data), d.cfg->api_host,
 		 floe_server_port(&d.api), d.cfg->data_dir);
-	floe_activator_apply(d.act, d.cfg);
+	apply_endpoints(&d);
 
 	uv_run(d.loop, UV_RUN_DEFAULT);
 
@@ -305,6 +335,7 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 	floe_usage_close(d.usage);      /* already done unless the loop ended another way */
 	uv_run(d.loop, UV_RUN_DEFAULT); /* let the close callbacks run */
 	floe_usage_free(d.usage);       /* waits for the last commit */
+	floe_registry_free(d.registry);
 	floe_metrics_free(d.metrics);
 	free(d.data_url);
 	floe_config_free(d.cfg);

@@ -171,7 +171,8 @@ struct floe_req {
 	uint64_t deadline_ms;
 	uint64_t t_start_ns;
 	uint64_t hold_ns;
-	bool woke; /* this request started the cold start */
+	bool woke;  /* this request started the cold start */
+	bool probe; /* a GET of the endpoint's health route: not activity */
 	bool cold_reported;
 	uint64_t cold_start_ns;
 	enum cold_kind cold_kind;

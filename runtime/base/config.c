@@ -2093,6 +2093,17 @@ int floe_config_load_file(const char *path, const struct floe_config_env *env,
 	return r;
 }
 
+int floe_config_add_endpoint(struct floe_config *cfg, const struct floe_endpoint_config *ep)
+{
+	if (floe_config_endpoint(cfg, ep->name))
+		return -EEXIST;
+	cfg->endpoints = xrealloc(cfg->endpoints, (cfg->n_endpoints + 1) * sizeof(*cfg->endpoints));
+	struct floe_endpoint_config *copy = floe_endpoint_config_dup(ep);
+	cfg->endpoints[cfg->n_endpoints++] = *copy;
+	free(copy); /* its contents now belong to cfg */
+	return 0;
+}
+
 const struct floe_endpoint_config *floe_config_endpoint(const struct floe_config *cfg,
 							const char *name)
 {

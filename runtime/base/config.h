@@ -186,6 +186,13 @@ void floe_preset_free(struct floe_preset *p);
 
 void floe_config_free(struct floe_config *cfg);
 
+/**
+ * Append a copy of ep to cfg's endpoints (floed composes the endpoints of
+ * the file with those created through the API). Returns 0, or -EEXIST when
+ * cfg already has an endpoint of that name.
+ */
+int floe_config_add_endpoint(struct floe_config *cfg, const struct floe_endpoint_config *ep);
+
 /** Find an endpoint by name, or NULL. */
 const struct floe_endpoint_config *floe_config_endpoint(const struct floe_config *cfg,
 							const char *name);

@@ -5,6 +5,7 @@
  * pause, resume, scale to zero, and the refusals.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,10 +149,11 @@ Test(endpoint_api, describe_wait_pause_resume_scale_to_zero)
 		200);
 	cr_expect_eq(floed_metric0(f, COLD("chat")), 3);
 
-	/* The file owns the definition; creating through the API comes later. */
+	/* The file owns its endpoints' definitions. */
 	cr_expect_eq(call(f, "PUT", "/v2/endpoint/default/chat", NULL, NULL), 409);
 	cr_expect_eq(call(f, "DELETE", "/v2/endpoint/default/chat", NULL, NULL), 409);
-	cr_expect_eq(call(f, "POST", "/v2/endpoint/default", NULL, NULL), 501);
+	cr_expect_eq(call(f, "POST", "/v2/endpoint/default", NULL, NULL), 400,
+		     "an empty create body");
 	cr_expect_eq(call(f, "GET", "/v2/endpoint/default/nope", NULL, NULL), 404);
 	cr_expect_eq(call(f, "GET", "/v2/endpoint/other/chat", NULL, NULL), 404);
 	cr_expect_eq(call(f, "POST", "/v2/endpoint/default/chat/explode", NULL, NULL), 404);
@@ -186,5 +188,137 @@ Test(endpoint_api, tokens_reach_their_namespace)
 	cr_assert_eq(call(f, "GET", "/v2/endpoint/bob", bob, &o), 200);
 	cr_expect_eq(json_array_size(json_object_get(o, "items")), 0);
 	json_decref(o);
+	FLOED_STOP_OK(f);
+}
+
+/* method path body on the control plane: status, JSON in *out (may be NULL). */
+static long send_json(struct floed *f, const char *method, const char *path, const char *body,
+		      json_t **out)
+{
+	static const char *const hdrs[] = { "Content-Type: application/json", NULL };
+	struct http_req req = { .method = method,
+				.url = floed_api_url(f, path),
+				.body = body,
+				.headers = hdrs };
+	struct http_resp r;
+	long st = http_do(&req, &r);
+	if (out)
+		*out = http_json(&r);
+	http_resp_free(&r);
+	return st;
+}
+
+/* The body huggingface_hub's create_inference_endpoint sends (custom image:
+ * floe's preset "sim" where Hugging Face would name a container). */
+#define CREATE_BODY(name, min)                                                          \
+	"{\"name\":\"" name "\",\"type\":\"protected\",\"accountId\":null,"             \
+	"\"compute\":{\"accelerator\":\"cpu\",\"instanceType\":\"intel-icl\","          \
+	"\"instanceSize\":\"x1\",\"scaling\":{\"minReplica\":" min ",\"maxReplica\":1," \
+	"\"scaleToZeroTimeout\":15}},"                                                  \
+	"\"model\":{\"repository\":\"" name "\",\"framework\":\"custom\",\"task\":"     \
+	"\"text-generation\",\"revision\":null,\"image\":{\"custom\":{\"url\":\"sim\"," \
+	"\"healthRoute\":\"/health\",\"port\":8000}},\"env\":{\"SIM_X\":\"1\"},"        \
+	"\"secrets\":{\"HF_TOKEN\":\"hf_secret\"}},"                                    \
+	"\"provider\":{\"region\":\"us-east-1\",\"vendor\":\"aws\"}}"
+
+static char api_state_buf[64];
+static const char *api_state(struct floed *f, const char *name)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/v2/endpoint/default/%s", name);
+	json_t *o = NULL;
+	snprintf(api_state_buf, sizeof(api_state_buf), "?");
+	if (call(f, "GET", path, NULL, &o) == 200)
+		snprintf(api_state_buf, sizeof(api_state_buf), "%s", sget(o, "status", "state"));
+	json_decref(o);
+	return api_state_buf;
+}
+
+/*
+ * An endpoint created through the API the way huggingface_hub does it:
+ * served at once, waited for like wait() (state running, then
+ * GET {url}{healthRoute}), a chat completion through status.url, its
+ * secrets never shown, pause kept across a restart, resume, an update that
+ * merges, delete. Bad bodies get 400 with the field, a taken name 409.
+ */
+Test(endpoint_api, created_through_the_api_like_huggingface_hub)
+{
+	struct floed *f = floed_start("");
+	json_t *o = NULL;
+	cr_assert_eq(send_json(f, "POST", "/v2/endpoint/default", CREATE_BODY("api-ep", "1"), &o),
+		     200, "create");
+	cr_expect_str_eq(sget(o, "name", NULL), "api-ep");
+	cr_expect_str_eq(sget(o, "type", NULL), "authenticated");
+	char *dumped = json_dumps(o, 0);
+	cr_expect_null(strstr(dumped, "hf_secret"), "a secret in the answer: %s", dumped);
+	free(dumped);
+	const char *u = sget(o, "status", "url");
+	cr_assert(u);
+	char *url = xstrdup(u);
+	json_decref(o);
+
+	/* wait(): poll the state until running, then the health route. */
+	cr_assert(WAIT_UNTIL(strcmp(api_state(f, "api-ep"), "running") == 0, 20000), "state %s",
+		  api_state_buf);
+	char *health = xasprintf("%s/health", url);
+	long hs = http_status("GET", health, NULL);
+	cr_expect_eq(hs, 200, "GET %s: %ld", health, hs);
+	char *chat_url = xasprintf("%s/v1/chat/completions", url);
+	struct http_resp r;
+	http_post(chat_url,
+		  "{\"model\":\"api-ep\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+		  &r, "Content-Type: application/json", NULL);
+	cr_expect_eq(r.status, 200, "%s", http_body(&r));
+	cr_expect(strstr(http_body(&r), "chat.completion"), "%s", http_body(&r));
+	http_resp_free(&r);
+
+	/* Refusals. */
+	cr_expect_eq(send_json(f, "POST", "/v2/endpoint/default", CREATE_BODY("api-ep", "1"), NULL),
+		     409);
+	cr_expect_eq(send_json(f, "POST", "/v2/endpoint/default", CREATE_BODY("bad", "3"), &o),
+		     400);
+	const char *m = json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+	cr_expect(m && strstr(m, "compute.scaling"), "message %s", m ? m : "(none)");
+	json_decref(o);
+	cr_expect_eq(send_json(f, "POST", "/v2/endpoint/default", "{not json", NULL), 400);
+	cr_expect_eq(
+		send_json(f, "PUT", "/v2/endpoint/default/api-ep", "{\"name\":\"other\"}", NULL),
+		400, "a rename");
+
+	/* Pause, kept across a restart. */
+	cr_assert_eq(call(f, "POST", "/v2/endpoint/default/api-ep/pause", NULL, NULL), 200);
+	floed_signal(f, SIGTERM);
+	cr_assert_eq(floed_wait(f, 20000), 0);
+	floed_restart(f);
+	cr_expect_str_eq(api_state(f, "api-ep"), "paused");
+	http_post(chat_url, "{}", &r, "Content-Type: application/json", NULL);
+	cr_expect_eq(r.status, 503, "a paused endpoint answered %ld", r.status);
+	http_resp_free(&r);
+	cr_assert_eq(call(f, "POST", "/v2/endpoint/default/api-ep/resume", NULL, NULL), 200);
+	cr_assert(WAIT_UNTIL(strcmp(api_state(f, "api-ep"), "running") == 0, 20000), "state %s",
+		  api_state_buf);
+
+	/* An update merges into what was sent before. */
+	cr_assert_eq(send_json(f, "PUT", "/v2/endpoint/default/api-ep",
+			       "{\"compute\":{\"scaling\":{\"maxReplica\":2}}}", &o),
+		     200);
+	json_t *sc = json_object_get(json_object_get(o, "compute"), "scaling");
+	cr_expect_eq(json_integer_value(json_object_get(sc, "maxReplica")), 2);
+	cr_expect_eq(json_integer_value(json_object_get(sc, "minReplica")), 1, "kept");
+	cr_expect_str_eq(sget(o, "model", "repository"), "api-ep");
+	json_decref(o);
+
+	/* Delete: gone from the list, its replicas stop, requests get 404. */
+	cr_assert_eq(call(f, "DELETE", "/v2/endpoint/default/api-ep", NULL, NULL), 200);
+	cr_assert_eq(call(f, "GET", "/v2/endpoint/default", NULL, &o), 200);
+	cr_expect_eq(json_array_size(json_object_get(o, "items")), 0);
+	json_decref(o);
+	cr_expect_eq(call(f, "GET", "/v2/endpoint/default/api-ep", NULL, NULL), 404);
+	cr_assert(WAIT_UNTIL(
+		floed_metric0(f, "floe_replicas{endpoint=\"api-ep\",state=\"ready\"}") == 0,
+		20000));
+	free(health);
+	free(chat_url);
+	free(url);
 	FLOED_STOP_OK(f);
 }
