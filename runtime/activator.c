@@ -1008,19 +1008,6 @@ static struct endpoint *served_endpoint(const struct floe_activator *a, const ch
 	return NULL;
 }
 
-/* Every replica goes: starting and ready ones drain (finishing what they
- * have in flight), pool ones stop. */
-static void endpoint_drain_everything(struct endpoint *ep)
-{
-	struct floe_list *pos, *tmp;
-	floe_list_for_each_safe(pos, tmp, &ep->replicas) {
-		struct replica *r = container_of(pos, struct replica, link);
-		if (r->state == REPLICA_STARTING || r->state == REPLICA_READY ||
-		    r->state == REPLICA_WARM)
-			floe__replica_drain(r);
-	}
-}
-
 const struct floe_endpoint_config *floe_activator_endpoint_config(const struct floe_activator *a,
 								  const char *name)
 {
@@ -1041,7 +1028,7 @@ int floe_activator_pause(struct floe_activator *a, const char *name)
 	log_info("%s: paused; its replicas drain and requests get 503 until it is resumed",
 		 ep->cfg->name);
 	fail_held(ep, UINT64_MAX, 503, "paused", "the endpoint was paused", NULL);
-	endpoint_drain_everything(ep);
+	endpoint_drain_all(ep); /* pool replicas too */
 	return 0;
 }
 
