@@ -30,7 +30,7 @@
 #define STATE_VERSION 1
 #define FILE_NAME "endpoints.msgpack"
 /* mkostemp's template: a dot file, so nothing lists it as state */
-#define TEMP_PREFIX "." FILE_NAME "."
+#define TEMP_PREFIX FILE_NAME ".tmp." /* what floe_write_atomic names its temp files */
 #define CORRUPT_KEEP 8
 
 /* --- desired state -------------------------------------------------------- */
@@ -269,66 +269,6 @@ static void pack_entry(msgpack_packer *pk, const struct floe_state_entry *e)
 	}
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* floe_write_atomic's fixed PATH.tmp would let two saves from the thread
- * pool interleave their bytes in one temp file; a unique name per save
- * cannot. */
-static int write_atomic_unique(const char *dir, const char *path, const char *data, size_t len,
-			       floe_error *err)
-{
-	char *tmp = xasprintf("%s/" TEMP_PREFIX "XXXXXX", dir);
-	int rc = 0;
-	int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
-	if (fd < 0) {
-		rc = floe_error_set(err, -errno, "create a temp file in %s: %s", dir,
-				    strerror(errno));
-		goto out;
-	}
-	rc = write_all(fd, data, len);
-	if (rc < 0)
-		floe_error_set(err, rc, "write %s: %s", tmp, strerror(-rc));
-	if (rc == 0 && fsync(fd) < 0)
-		rc = floe_error_set(err, -errno, "fsync %s: %s", tmp, strerror(errno));
-	if (close(fd) < 0 && rc == 0)
-		rc = floe_error_set(err, -errno, "close %s: %s", tmp, strerror(errno));
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = floe_error_set(err, -errno, "rename %s to %s: %s", tmp, path, strerror(errno));
-	if (rc < 0) {
-		unlink(tmp);
-		goto out;
-	}
-	/* Without it a power loss may bring back the old file (or none). */
-	rc = fsync_dir(dir);
-	if (rc < 0)
-		floe_error_set(err, rc, "fsync %s: %s", dir, strerror(-rc));
-out:
-	free(tmp);
-	return rc;
-}
-
 int floe_state_save(const char *data_dir, const struct floe_state *st, floe_error *err)
 {
 	struct floe_state_entry **sorted = xcalloc(st->n + 1, sizeof(*sorted));
@@ -377,7 +317,11 @@ int floe_state_save(const char *data_dir, const struct floe_state *st, floe_erro
 		floe_error_set(err, rc, "create %s: %s", dir, strerror(-rc));
 		goto out;
 	}
-	rc = write_atomic_unique(dir, path, sb.data, sb.size, err);
+	/* A temp name of its own per save (two saves from the thread pool never
+	 * share one), fsync, rename, fsync of the directory. */
+	rc = floe_write_atomic(path, sb.data, sb.size, 0600);
+	if (rc < 0)
+		floe_error_set(err, rc, "write %s: %s", path, strerror(-rc));
 out:
 	msgpack_sbuffer_destroy(&sb);
 	free(sorted);

@@ -15,9 +15,11 @@ int floe_mkdir_p(const char *path, mode_t mode);
 int floe_rm_rf(const char *path);
 
 /**
- * Replace path with data, atomically and durably: write PATH.tmp, fsync it,
- * rename over path, fsync the directory. A crash leaves either the old or
- * the new content, never a mix. Returns 0 or -errno.
+ * Replace path with data, atomically and durably: write a temp file of its
+ * own (PATH.tmp.XXXXXX, so concurrent writers of one path never share one),
+ * fsync it, rename over path, fsync the directory. A crash leaves either the
+ * old or the new content, never a mix (and maybe a stale temp file, which
+ * nothing reads). Returns 0 or -errno; no temp file is left on failure.
  */
 int floe_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 

@@ -664,7 +664,7 @@ Test(state, no_temp_file_is_left_behind)
 	cr_assert_str_eq(names, "endpoints.msgpack");
 	free(names);
 	/* a save a crash cut short left its temp file: the next load removes it */
-	char *stale = xasprintf("%s/.endpoints.msgpack.Ab12Cd", dir);
+	char *stale = xasprintf("%s/endpoints.msgpack.tmp.Ab12Cd", dir);
 	write_whole(stale, "half", 4);
 	struct floe_state back;
 	load_ok(data_dir, &back);
