@@ -801,6 +801,11 @@ static void easy_setup(CURL *e, const struct http_req *req, struct http_resp *re
 	*hl = curl_slist_append(NULL, "Expect:");
 	for (size_t i = 0; req->headers && req->headers[i]; i++)
 		*hl = curl_slist_append(*hl, req->headers[i]);
+	if (req->bearer) {
+		char auth[256];
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", req->bearer);
+		*hl = curl_slist_append(*hl, auth);
+	}
 
 	if (req->body) {
 		size_t len = req->body_len ? req->body_len : strlen(req->body);

@@ -210,6 +210,7 @@ struct http_req {
 	const char *body;           /* NULL: no body */
 	size_t body_len;            /* 0: strlen(body) */
 	const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+	const char *bearer;         /* a token sent as Authorization: Bearer, or NULL */
 	bool chunked;               /* send the body with Transfer-Encoding: chunked */
 	size_t chunk_size;          /* chunked: bytes per chunk (default 7) */
 	long timeout_ms;            /* whole transfer; default 30000 */

@@ -522,10 +522,7 @@ Test(billing, disk_full)
 static long api_get_as(struct floed *f, const char *path, const char *token, char **body,
 		       char **www_auth)
 {
-	char auth[128];
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
-	const char *hdrs[] = { auth, NULL };
-	struct http_req req = { .url = floed_api_url(f, path), .headers = token ? hdrs : NULL };
+	struct http_req req = { .url = floed_api_url(f, path), .bearer = token };
 	struct http_resp r;
 	long st = http_do(&req, &r);
 	if (body)

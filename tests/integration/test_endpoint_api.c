@@ -30,12 +30,9 @@ TestSuite(endpoint_api, .init = harness_test_init, .fini = harness_test_fini, .t
 static long call(struct floed *f, const char *method, const char *path, const char *token,
 		 json_t **out)
 {
-	char auth[128];
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
-	const char *hdrs[] = { auth, NULL };
 	struct http_req req = { .method = method,
 				.url = floed_api_url(f, path),
-				.headers = token ? hdrs : NULL,
+				.bearer = token,
 				.body = strcmp(method, "POST") == 0 ? "" : NULL };
 	struct http_resp r;
 	long st = http_do(&req, &r);

@@ -569,10 +569,7 @@ Test(snapshot_api, clients_leaving_before_the_answer_do_not_hurt_floed)
 static long as_token(struct floed *f, const char *method, const char *path, const char *token,
 		     char **body)
 {
-	char auth[128];
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-	const char *hdrs[] = { auth, NULL };
-	struct http_req req = { .method = method, .url = floed_api_url(f, path), .headers = hdrs };
+	struct http_req req = { .method = method, .url = floed_api_url(f, path), .bearer = token };
 	struct http_resp r;
 	long st = http_do(&req, &r);
 	if (body)
