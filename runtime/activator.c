@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "log.h"
 #include "runtime-internal.h"
@@ -195,7 +196,7 @@ void floe__req_complete(struct floe_req *req, int status)
 		req->client->exchange = NULL;
 		req->client = NULL;
 	}
-	bool activity = !req->probe;
+	bool activity = !req->probe && !req->refused;
 	req_free(req);
 	if (ep) {
 		if (activity)
@@ -641,6 +642,10 @@ static void build_upstream_head(struct floe_req *req, const struct floe_http_msg
 		case FLOE_HDR_OTHER: break;
 		case FLOE_HDR_HOST: have_host = true; break;
 		case FLOE_HDR_X_FORWARDED_FOR: xff = floe_http_header_value(msg, i); continue;
+		case FLOE_HDR_AUTHORIZATION:
+			if (req->strip_auth)
+				continue;
+			break;
 		default:
 			/* Hop-by-hop, our own framing and forwarding headers, and
 			 * Expect (answered here) are not passed on. */
@@ -668,6 +673,50 @@ static void build_upstream_head(struct floe_req *req, const struct floe_http_msg
 	floe_buf_puts(h, "\r\n");
 }
 
+/*
+ * Who may call ep (its `type`, issue 5). Single-user floed (no tokens) lets
+ * everyone through: it listens on loopback only. Otherwise `authenticated`
+ * and `private` endpoints want a token of their namespace; the check comes
+ * before the request is admitted, so a refused request never wakes the
+ * endpoint, never counts as activity and is never billed. The token is
+ * floe's, so it is not passed on to the engine.
+ *
+ * Returns true to go on. false: answered (401, or 403 for a token of another
+ * namespace), or *hidden set for a private endpoint, which the caller
+ * answers exactly as it answers an endpoint that does not exist, so that
+ * its name is not disclosed either.
+ */
+static bool req_authorize(struct floe_req *req, bool *hidden)
+{
+	const struct floe_endpoint_config *cfg = req->ep->cfg;
+	*hidden = false;
+	if (cfg->access == FLOE_ENDPOINT_PUBLIC || floe_auth_single_user(req->act->auth))
+		return true;
+	const char *ns = NULL;
+	enum floe_auth_result res = floe_auth_check(
+		req->act->auth, floe_http_msg_header(req->req_msg, "authorization"), &ns);
+	if (res == FLOE_AUTH_OK && cfg->ns && strcmp(ns, cfg->ns) == 0) {
+		req->strip_auth = true;
+		return true;
+	}
+	req->refused = true;
+	if (cfg->access == FLOE_ENDPOINT_PRIVATE) {
+		*hidden = true;
+		return false;
+	}
+	if (res == FLOE_AUTH_OK)
+		req_fail(req, 403, "forbidden", "your token is for another namespace", NULL);
+	else if (res == FLOE_AUTH_NO_TOKEN)
+		/* RFC 6750 section 3: no error code when no credentials came. */
+		req_fail(req, 401, "unauthorized",
+			 "this endpoint needs a token: Authorization: Bearer TOKEN",
+			 "WWW-Authenticate: Bearer realm=\"floe\"\r\n");
+	else
+		req_fail(req, 401, "unauthorized", "the token is not valid",
+			 "WWW-Authenticate: Bearer realm=\"floe\", error=\"invalid_token\"\r\n");
+	return false;
+}
+
 static void act_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 {
 	struct floe_activator *a = c->server->data;
@@ -692,14 +741,19 @@ static void act_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 		const char *slash = memchr(name, '/', path_len - PREFIX_LEN);
 		size_t name_len = slash ? (size_t)(slash - name) : path_len - PREFIX_LEN;
 		struct endpoint *ep = find_endpoint(a, name, name_len, false);
-		if (!ep) {
+		bool hidden = false;
+		if (ep) {
+			req->ep = ep;
+			if (!req_authorize(req, &hidden) && !hidden)
+				return;
+		}
+		if (!ep || hidden) {
 			char m[200];
 			snprintf(m, sizeof(m), "endpoint '%.*s' not found",
 				 (int)(name_len > 64 ? 64 : name_len), name);
 			req_fail(req, 404, "not_found", m, NULL);
 			return;
 		}
-		req->ep = ep;
 		/* Strip the prefix; "/endpoints/NAME" alone (or "?q") maps to "/". */
 		const char *rest = name + name_len;
 		size_t rest_len = url_len - (size_t)(rest - url);
@@ -738,7 +792,15 @@ static void route_by_model(struct floe_req *req)
 		return;
 	}
 	struct endpoint *ep = find_endpoint(a, model, strlen(model), true);
-	if (!ep) {
+	bool hidden = false;
+	if (ep) {
+		req->ep = ep;
+		if (!req_authorize(req, &hidden) && !hidden) {
+			json_decref(doc);
+			return;
+		}
+	}
+	if (!ep || hidden) {
 		char m[200];
 		snprintf(m, sizeof(m), "model '%.64s' is not served by any endpoint", model);
 		json_decref(doc);
@@ -746,7 +808,6 @@ static void route_by_model(struct floe_req *req)
 		return;
 	}
 	json_decref(doc);
-	req->ep = ep;
 	req->body_done = true;
 	build_upstream_head(req, req->req_msg, (int64_t)req->body.len, false);
 	req_admit(req);
@@ -974,6 +1035,11 @@ void floe_activator_apply(struct floe_activator *a, const struct floe_config *cf
 		endpoint_evaluate(ep);
 		floe__snap_refill(ep);
 	}
+}
+
+void floe_activator_set_auth(struct floe_activator *a, const struct floe_auth_config *auth)
+{
+	a->auth = auth;
 }
 
 char **floe_activator_endpoints_of(const struct floe_activator *a, const char *ns)

@@ -47,7 +47,6 @@ char **floe_activator_endpoints_of(const struct floe_activator *a, const char *n
 /** An operator removed snapshot KEY (control plane): forget it wherever it is in use. */
 void floe_activator_snapshot_removed(struct floe_activator *a, const char *key);
 
-/** The data-plane handler for floe_server_listen; set server->data to the activator. */
 /** An endpoint's state, in the words of Hugging Face Inference Endpoints. */
 enum floe_endpoint_state {
 	FLOE_EP_SCALED_TO_ZERO, /* no replica: the next request starts one */
@@ -89,7 +88,15 @@ int floe_activator_resume(struct floe_activator *a, const char *name);
  */
 int floe_activator_scale_to_zero(struct floe_activator *a, const char *name);
 
+/** The data-plane handler for floe_server_listen; set server->data to the activator. */
 extern const struct floe_server_handler floe_activator_handler;
+
+/**
+ * The tokens the data plane checks for `authenticated` and `private`
+ * endpoints (not copied: the caller keeps auth alive until the next call).
+ * NULL or none: single-user, every endpoint is open.
+ */
+void floe_activator_set_auth(struct floe_activator *a, const struct floe_auth_config *auth);
 
 /** New activator; metrics (not owned) receives its families. */
 struct floe_activator *floe_activator_new(uv_loop_t *loop, struct floe_metrics *metrics,

@@ -194,6 +194,7 @@ static void on_reload_signal(uv_signal_t *s, int signum)
 	struct floe_config *old = d->cfg;
 	d->cfg = cfg;
 	d->control.auth = &cfg->auth;
+	floe_activator_set_auth(d->act, &cfg->auth);
 	apply_endpoints(d);
 	floe_config_free(old);
 	log_info("configuration reloaded (%zu endpoints)", cfg->n_endpoints);
@@ -281,6 +282,7 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 		.usage = d.usage,
 	};
 	d.act = floe_activator_new(d.loop, d.metrics, &aopts);
+	floe_activator_set_auth(d.act, &d.cfg->auth);
 	free(init_path);
 	d.control.metrics = d.metrics;
 	d.control.act = d.act;

@@ -43,6 +43,7 @@ struct floe_activator {
 	uv_loop_t *loop;
 	struct floe_metrics *metrics;
 	struct floe_usage *usage; /* billing records, or NULL */
+	const struct floe_auth_config *auth; /* the daemon's current tokens (NULL: none) */
 	char *data_dir;
 	char *init_path;
 	uint64_t log_max_bytes;
@@ -173,6 +174,8 @@ struct floe_req {
 	uint64_t hold_ns;
 	bool woke;  /* this request started the cold start */
 	bool probe; /* a GET of the endpoint's health route: not activity */
+	bool strip_auth; /* the Authorization header was floe's token: not forwarded */
+	bool refused;    /* turned away by the token check: not activity */
 	bool cold_reported;
 	uint64_t cold_start_ns;
 	enum cold_kind cold_kind;

@@ -229,6 +229,7 @@ static uint8_t classify(const char *name, size_t len)
 		if (IS("connection"))
 			return FLOE_HDR_CONNECTION;
 		return IS("keep-alive") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;
+	case 13: return IS("authorization") ? FLOE_HDR_AUTHORIZATION : FLOE_HDR_OTHER;
 	case 14: return IS("content-length") ? FLOE_HDR_CONTENT_LENGTH : FLOE_HDR_OTHER;
 	case 15: return IS("x-forwarded-for") ? FLOE_HDR_X_FORWARDED_FOR : FLOE_HDR_OTHER;
 	case 16: return IS("proxy-connection") ? FLOE_HDR_HOP_BY_HOP : FLOE_HDR_OTHER;

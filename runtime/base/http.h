@@ -30,6 +30,7 @@ enum floe_http_header_id {
 	FLOE_HDR_HOST,
 	FLOE_HDR_X_FORWARDED_FOR,
 	FLOE_HDR_X_FORWARDED_PROTO,
+	FLOE_HDR_AUTHORIZATION, /* floe's own token is not passed to engines that need one */
 };
 
 struct floe_http_header {

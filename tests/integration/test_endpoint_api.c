@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "harness.h"
@@ -317,5 +318,119 @@ Test(endpoint_api, created_through_the_api_like_huggingface_hub)
 	free(health);
 	free(chat_url);
 	free(url);
+	FLOED_STOP_OK(f);
+}
+
+/* POST path on the data plane as token (NULL: none): the status; the
+ * answer's JSON (the echo engine's) in *out, WWW-Authenticate in *www. */
+static long data_post(struct floed *f, const char *path, const char *body, const char *token,
+		      json_t **out, char **www)
+{
+	struct http_req req = { .url = floed_url(f, path), .body = body, .bearer = token };
+	struct http_resp r;
+	long st = http_do(&req, &r);
+	if (out)
+		*out = http_json(&r);
+	if (www)
+		*www = http_header(&r, "WWW-Authenticate");
+	http_resp_free(&r);
+	return st;
+}
+
+/* The Authorization header the echo engine received, or NULL. */
+static const char *echoed_auth(json_t *echo)
+{
+	size_t i;
+	json_t *h;
+	json_array_foreach(json_object_get(echo, "headers"), i, h) {
+		if (strcasecmp(json_string_value(json_array_get(h, 0)), "Authorization") == 0)
+			return json_string_value(json_array_get(h, 1));
+	}
+	return NULL;
+}
+
+/*
+ * The data plane's auth matrix (issue 5): `public` needs no token (and an
+ * Authorization header is the engine's business, passed on); `authenticated`
+ * wants a token of its namespace: 401 without one or with a bad one, 403
+ * with another namespace's, and none of those wakes it or bills it; the
+ * token is floe's and does not reach the engine. `private` answers
+ * everyone without the right token exactly as a missing endpoint does, on
+ * both routes (path and OpenAI model).
+ */
+Test(endpoint_api, data_plane_tokens)
+{
+	char alice[64], alice_hash[65], bob[64], bob_hash[65];
+	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
+	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
+	struct floed *f = floed_startf(
+		"auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
+		"    - {namespace: bob, sha256: %s}\n"
+		"endpoints:\n" HARNESS_ECHO_EP(
+			"pub") "    namespace: alice\n"
+			       "    snapshot: {enabled: false}\n" HARNESS_ECHO_EP(
+				       "auth") "    namespace: alice\n"
+					       "    type: authenticated\n    snapshot: {enabled: false}\n"
+					       "  - name: priv\n    engine: sim\n    model: priv-model\n    namespace: alice\n"
+					       "    type: private\n    args: [\"--model\", \"priv-model\"]\n"
+					       "    snapshot: {enabled: false}\n",
+		alice_hash, bob_hash);
+
+	/* public: open, and the engine's own Authorization passes through. */
+	json_t *echo = NULL;
+	cr_assert_eq(data_post(f, "/endpoints/pub/x", "{}", "engine-key-1", &echo, NULL), 200);
+	cr_expect_str_eq(echoed_auth(echo), "Bearer engine-key-1");
+	json_decref(echo);
+
+	/* authenticated: every refusal, and nothing woke. */
+	char *www = NULL;
+	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", NULL, NULL, &www), 401);
+	cr_expect(www && strstr(www, "Bearer") && !strstr(www, "error="), "%s", www);
+	free(www);
+	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", "floe_wrong", NULL, &www), 401);
+	cr_expect(www && strstr(www, "invalid_token"), "%s", www);
+	free(www);
+	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", bob, NULL, NULL), 403);
+	cr_expect_eq(floed_metric0(f, "floe_cold_starts_total{endpoint=\"auth\",kind=\"fresh\"}"),
+		     0, "a refused request woke the endpoint");
+	struct http_req sreq = { .url = floed_api_url(f, "/v2/billing/summary"), .bearer = alice };
+	struct http_resp sr;
+	cr_assert_eq(http_do(&sreq, &sr), 200);
+	cr_expect(!strstr(http_body(&sr), "\"auth\""), "refused requests were billed: %s",
+		  http_body(&sr));
+	http_resp_free(&sr);
+
+	/* ... and with alice's token it serves, without her token upstream. */
+	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", alice, &echo, NULL), 200);
+	cr_expect_null(echoed_auth(echo), "the token reached the engine: %s", echoed_auth(echo));
+	json_decref(echo);
+
+	/* private: indistinguishable from a missing endpoint without the token. */
+	json_t *missing = NULL, *hidden = NULL;
+	cr_assert_eq(data_post(f, "/endpoints/nope/generate", "{}", NULL, &missing, NULL), 404);
+	cr_assert_eq(data_post(f, "/endpoints/priv/generate", "{}", NULL, &hidden, NULL), 404);
+	json_t *m1 = json_object_get(json_object_get(missing, "error"), "message");
+	json_t *m2 = json_object_get(json_object_get(hidden, "error"), "message");
+	cr_expect(m1 && m2, "no error messages");
+	char *want = xasprintf("endpoint 'priv' not found");
+	cr_expect_str_eq(json_string_value(m2), want);
+	free(want);
+	json_decref(missing);
+	json_decref(hidden);
+	cr_assert_eq(data_post(f, "/endpoints/priv/generate", "{}", bob, NULL, NULL), 404);
+	const char *chat = "{\"model\":\"priv-model\",\"messages\":[{\"role\":\"user\","
+			   "\"content\":\"hi\"}]}";
+	cr_assert_eq(data_post(f, "/v1/chat/completions", chat, bob, NULL, NULL), 404);
+	cr_expect_eq(floed_metric0(f, "floe_cold_starts_total{endpoint=\"priv\",kind=\"fresh\"}"),
+		     0, "a refused request woke the private endpoint");
+	cr_assert_eq(data_post(f, "/v1/chat/completions", chat, alice, NULL, NULL), 200);
+	cr_assert_eq(
+		data_post(f, "/endpoints/priv/generate", "{\"inputs\":\"x\"}", alice, NULL, NULL),
+		200);
+
+	/* Tokens never reach floed's log. */
+	char *log = floed_read_log(f);
+	cr_expect(!strstr(log, alice) && !strstr(log, bob), "a token is in floed's log");
+	free(log);
 	FLOED_STOP_OK(f);
 }
