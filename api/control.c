@@ -105,7 +105,8 @@ static enum route route_of(const char *url, const char **rest, size_t *rest_len,
 	if (plen == 8 && memcmp(url, "/metrics", 8) == 0)
 		return ROUTE_METRICS;
 	if ((plen == 14 && memcmp(url, "/api/whoami-v2", 14) == 0) ||
-	    (plen > 13 && memcmp(url, "/v2/endpoint/", 13) == 0)) {
+	    (plen > 13 && memcmp(url, "/v2/endpoint/", 13) == 0) ||
+	    (plen > 13 && memcmp(url, "/v2/provider/", 13) == 0)) {
 		*rest = url;
 		*rest_len = plen;
 		return ROUTE_ENDPOINTS;

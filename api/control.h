@@ -7,7 +7,7 @@
  *   GET    /v2/snapshots[?endpoint=N]  {"items":[...]} sorted by endpoint, then age
  *   GET    /v2/snapshots/KEY           one item (404 unknown or malformed KEY)
  *   DELETE /v2/snapshots/KEY           204; the runtime stops restoring from it
- *   GET    /api/whoami-v2, /v2/endpoint/... (endpoints.c: Hugging Face's shape)
+ *   GET    /api/whoami-v2, /v2/endpoint/..., /v2/provider/NS (endpoints.c: Hugging Face's shape)
  *   GET    /v2/billing/usage.csv       usage as RFC 4180 CSV (docs/billing.md)
  *   GET    /v2/billing/summary         usage per endpoint, JSON
  *

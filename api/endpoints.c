@@ -8,6 +8,7 @@
  *   POST /v2/endpoint/{ns}/{name}/pause              Endpoint (replicas drain; 503 until resumed)
  *   POST /v2/endpoint/{ns}/{name}/resume             Endpoint; 400 "already running" when not paused
  *   POST /v2/endpoint/{ns}/{name}/scale-to-zero      Endpoint
+ *   GET  /v2/provider/{ns}                           this machine's compute
  *
  *   POST   /v2/endpoint/{ns}                      create (Hugging Face's body) -> Endpoint
  *   PUT    /v2/endpoint/{ns}/{name}               RFC 7386 merge patch of its body -> Endpoint
@@ -34,7 +35,9 @@
 #include "activator.h"
 #include "control-internal.h"
 #include "hf.h"
+#include "host.h"
 #include "log.h"
+#include "meter.h"
 #include "registry.h"
 #include "xalloc.h"
 
@@ -174,6 +177,79 @@ static void ep_write_start(struct floe_conn *c, struct floe_control *ctl, const 
 	floe__ctl_body_start(c, &w->b);
 }
 
+/* --- GET /v2/provider/{ns}: what this machine can run ------------------- */
+
+/* The price per hour of a running replica of instance type it, or null. */
+static json_t *price_json(const struct floe_billing_config *b, const char *it)
+{
+	const struct floe_price *p = b ? floe_billing_price(b, it) : NULL;
+	if (!p)
+		return json_null();
+	return json_real((double)p->per_hour_micro[FLOE_METER_RUNNING] / 1e6);
+}
+
+/* One of Hugging Face's compute items ("instanceType" x "instanceSize"). */
+static json_t *compute_item(const char *accelerator, const char *itype, const char *arch,
+			    uint32_t n_acc, const struct floe_host *h,
+			    const struct floe_billing_config *b)
+{
+	char id[160], size[16];
+	snprintf(size, sizeof(size), "x%u", n_acc ? n_acc : h->cpus);
+	snprintf(id, sizeof(id), "local-%s-%s", itype, size);
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "vendor", json_string("local"));
+	json_object_set_new(o, "region", json_string("local"));
+	json_object_set_new(o, "accelerator", json_string(accelerator));
+	json_object_set_new(o, "instanceType", json_string(itype));
+	json_object_set_new(o, "instanceSize", json_string(size));
+	json_object_set_new(o, "architecture", json_string(arch));
+	json_object_set_new(o, "numAccelerators", json_integer(n_acc));
+	json_object_set_new(o, "numCpus", json_integer(h->cpus));
+	json_object_set_new(o, "memoryGb", json_integer((json_int_t)(h->memory_bytes >> 30)));
+	json_object_set_new(o, "pricePerHour", price_json(b, itype));
+	json_object_set_new(o, "currency", json_string(b && b->currency ? b->currency : "USD"));
+	json_object_set_new(o, "status", json_string("available"));
+	return o;
+}
+
+/*
+ * The machine as a provider: its CPUs, memory and each GPU model with its
+ * count, plus Hugging Face's compute items (one for CPU replicas, one per
+ * GPU model), priced from billing.prices. Read from /proc on each call
+ * (small files): CPUs can be hot-plugged, the driver reloaded.
+ */
+static void provider_route(struct floe_conn *c, struct floe_control *ctl, bool head_only)
+{
+	const struct floe_billing_config *b = ctl->file_cfg ? &(*ctl->file_cfg)->billing : NULL;
+	struct floe_host h;
+	floe_host_probe(&h, "/proc");
+	json_t *o = json_object();
+	json_object_set_new(o, "vendor", json_string("local"));
+	json_object_set_new(o, "region", json_string("local"));
+	json_t *cpu = json_object();
+	json_object_set_new(cpu, "model", h.cpu_model ? json_string(h.cpu_model) : json_null());
+	json_object_set_new(cpu, "count", json_integer(h.cpus));
+	json_object_set_new(cpu, "architecture", json_string(h.arch));
+	json_object_set_new(o, "cpu", cpu);
+	json_object_set_new(o, "memoryBytes", json_integer((json_int_t)h.memory_bytes));
+	json_t *gpus = json_array(), *items = json_array();
+	json_array_append_new(items, compute_item("cpu", "cpu", h.arch, 0, &h, b));
+	for (size_t i = 0; i < h.n_gpus; i++) {
+		json_t *g = json_object();
+		json_object_set_new(g, "model", json_string(h.gpus[i].model));
+		json_object_set_new(g, "instanceType", json_string(h.gpus[i].instance_type));
+		json_object_set_new(g, "count", json_integer(h.gpus[i].count));
+		json_array_append_new(gpus, g);
+		json_array_append_new(items, compute_item("gpu", h.gpus[i].instance_type,
+							  h.gpus[i].model, h.gpus[i].count, &h, b));
+	}
+	json_object_set_new(o, "gpus", gpus);
+	json_object_set_new(o, "items", items);
+	floe_host_free(&h);
+	respond_json(c, 200, o, head_only);
+}
+
 /* An endpoint name or namespace as a path segment: what config names allow. */
 static bool segment_ok(const char *s, size_t n)
 {
@@ -204,6 +280,24 @@ bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const
 		json_object_set_new(o, "name", json_string(token_ns ? token_ns : "default"));
 		json_object_set_new(o, "orgs", json_array());
 		respond_json(c, 200, o, head_only);
+		return true;
+	}
+	static const char provider[] = "/v2/provider/";
+	size_t prlen = sizeof(provider) - 1;
+	if (path_len > prlen && memcmp(path, provider, prlen) == 0) {
+		const char *ns = path + prlen;
+		size_t nslen = path_len - prlen;
+		if (!segment_ok(ns, nslen)) {
+			floe_conn_error(c, 404, "not_found", "no such provider route", NULL);
+		} else if (token_ns &&
+			   (strlen(token_ns) != nslen || memcmp(ns, token_ns, nslen) != 0)) {
+			floe_conn_error(c, 403, "forbidden", "your token is for another namespace",
+					NULL);
+		} else if (!get) {
+			floe__ctl_method_not_allowed(c, "Allow: GET, HEAD\r\n");
+		} else {
+			provider_route(c, ctl, head_only);
+		}
 		return true;
 	}
 	static const char prefix[] = "/v2/endpoint/";
@@ -348,7 +442,7 @@ bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const
 		floe_conn_error(c, 404, "not_found", "no such endpoint", NULL);
 		return true;
 	}
-	log_info("%s: %.*s through the control plane", name, (int)alen, action);
+	log_ep_info(name, "%.*s through the control plane", (int)alen, action);
 	respond_json(c, 200, endpoint_json(ctl, name), false);
 	return true;
 }

@@ -8,7 +8,6 @@
  */
 #define LOG_TAG "usage"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -21,6 +20,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "host.h"
 #include "ledger.h"
 #include "list.h"
 #include "log.h"
@@ -326,52 +326,14 @@ static void billing_destroy(struct floe_billing_config *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/*
- * The GPU model as an instance type ("NVIDIA H100 80GB HBM3" ->
- * "nvidia-h100-80gb-hbm3"), from the first GPU the NVIDIA driver lists, or
- * "gpu" when there is none to read.
- */
+/* The instance type of the host's first GPU, or "gpu" when none can be read. */
 static char *host_gpu_model(void)
 {
-	DIR *d = opendir("/proc/driver/nvidia/gpus");
-	char *model = NULL;
-	struct dirent *e;
-	while (d && !model && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[512], line[256];
-		snprintf(path, sizeof(path), "/proc/driver/nvidia/gpus/%s/information", e->d_name);
-		FILE *f = fopen(path, "re");
-		while (f && fgets(line, sizeof(line), f)) {
-			if (strncmp(line, "Model:", 6) != 0)
-				continue;
-			char slug[64];
-			size_t n = 0;
-			bool dash = false;
-			for (const char *p = line + 6; *p && n + 1 < sizeof(slug); p++) {
-				char c = *p;
-				if (c >= 'A' && c <= 'Z')
-					c = (char)(c - 'A' + 'a');
-				if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
-					if (dash && n > 0)
-						slug[n++] = '-';
-					dash = false;
-					slug[n++] = c;
-				} else {
-					dash = true;
-				}
-			}
-			slug[n] = '\0';
-			if (n > 0)
-				model = xstrdup(slug);
-			break;
-		}
-		if (f)
-			fclose(f);
-	}
-	if (d)
-		closedir(d);
-	return model ? model : xstrdup("gpu");
+	struct floe_host h;
+	floe_host_probe(&h, "/proc");
+	char *model = xstrdup(h.n_gpus ? h.gpus[0].instance_type : "gpu");
+	floe_host_free(&h);
+	return model;
 }
 
 static void instance_id(char out[9])

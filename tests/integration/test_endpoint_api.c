@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "harness.h"
@@ -186,6 +187,53 @@ Test(endpoint_api, tokens_reach_their_namespace)
 	cr_assert_eq(call(f, "GET", "/v2/endpoint/bob", bob, &o), 200);
 	cr_expect_eq(json_array_size(json_object_get(o, "items")), 0);
 	json_decref(o);
+	cr_expect_eq(call(f, "GET", "/v2/provider/alice", NULL, NULL), 401);
+	cr_expect_eq(call(f, "GET", "/v2/provider/alice", bob, NULL), 403);
+	cr_expect_eq(call(f, "GET", "/v2/provider/alice", alice, NULL), 200);
+	FLOED_STOP_OK(f);
+}
+
+/* MemTotal of /proc/meminfo, bytes. */
+static long long mem_total(void)
+{
+	FILE *fp = fopen("/proc/meminfo", "re");
+	long long kb = 0;
+	cr_assert(fp);
+	cr_assert_eq(fscanf(fp, "MemTotal: %lld kB", &kb), 1);
+	fclose(fp);
+	return kb * 1024;
+}
+
+/*
+ * GET /v2/provider/{ns}: this machine's compute as the machine says it is
+ * (CPUs, memory, GPUs: none on the CI machine), and Hugging Face's compute
+ * items priced from billing.prices.
+ */
+Test(endpoint_api, provider_lists_this_machine)
+{
+	struct floed *f = floed_start("billing:\n  currency: EUR\n  prices:\n    cpu: 0.25\n");
+	json_t *o = NULL;
+	cr_assert_eq(call(f, "GET", "/v2/provider/default", NULL, &o), 200);
+	json_t *cpu = json_object_get(o, "cpu");
+	cr_expect_eq(json_integer_value(json_object_get(cpu, "count")),
+		     sysconf(_SC_NPROCESSORS_ONLN));
+	cr_expect_eq(json_integer_value(json_object_get(o, "memoryBytes")), mem_total());
+	json_t *gpus = json_object_get(o, "gpus");
+	cr_assert(json_is_array(gpus));
+	if (access("/proc/driver/nvidia/gpus", F_OK) != 0)
+		cr_expect_eq(json_array_size(gpus), 0,
+			     "GPUs listed on a machine without the driver");
+	json_t *items = json_object_get(o, "items");
+	cr_assert_eq(json_array_size(items), 1 + json_array_size(gpus));
+	json_t *it = json_array_get(items, 0);
+	cr_expect_str_eq(sget(it, "accelerator", NULL), "cpu");
+	cr_expect_str_eq(sget(it, "instanceType", NULL), "cpu");
+	cr_expect_str_eq(sget(it, "currency", NULL), "EUR");
+	cr_expect_str_eq(sget(it, "vendor", NULL), "local");
+	cr_expect_eq(json_real_value(json_object_get(it, "pricePerHour")), 0.25);
+	json_decref(o);
+	cr_expect_eq(call(f, "POST", "/v2/provider/default", NULL, NULL), 405);
+	cr_expect_eq(call(f, "GET", "/v2/provider/Bad_NS", NULL, NULL), 404);
 	FLOED_STOP_OK(f);
 }
 
