@@ -18,6 +18,7 @@
 enum ctl_kind {
 	CTL_JOB = 1, /* struct ctl_job */
 	CTL_BODY,    /* struct ctl_body */
+	CTL_STREAM,  /* struct ctl_stream */
 };
 
 /*
@@ -50,6 +51,23 @@ struct ctl_body {
 	void (*done)(struct floe_conn *c, struct ctl_body *b);
 	void (*free)(struct ctl_body *b);
 };
+
+/*
+ * A response written piece by piece for as long as it lasts (a log follow).
+ * The route writes with floe_conn_write; when that answers false (the
+ * client reads slowly) it holds further output until on_writable. If the
+ * client leaves (or floed closes the connection), on_gone runs instead and
+ * the connection must not be used again. A request body is ignored. The
+ * route ends the exchange itself: exchange NULL, then floe_conn_finish.
+ */
+struct ctl_stream {
+	enum ctl_kind kind; /* CTL_STREAM, set by floe__ctl_stream_start */
+	void (*on_writable)(struct floe_conn *c, struct ctl_stream *s);
+	void (*on_gone)(struct ctl_stream *s);
+};
+
+/** Make s (on_writable and on_gone set) c's exchange. */
+void floe__ctl_stream_start(struct floe_conn *c, struct ctl_stream *s);
 
 /** Collect c's request body into b (done and free set), then call b->done. */
 void floe__ctl_body_start(struct floe_conn *c, struct ctl_body *b);
@@ -86,5 +104,23 @@ bool floe__billing_route(struct floe_conn *c, struct floe_http_msg *msg, const c
  */
 bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const char *path,
 			   size_t path_len, const char *ns);
+
+/**
+ * GET|HEAD /v2/endpoint/{ns}/{name}/replicas (replicas.c), name a served
+ * endpoint of the caller's namespace: 200 {"items":[{id, state, pid,
+ * coldStart{kind, seconds}, startedAt, readyAt, uptimeSeconds, inFlight,
+ * gpus, snapshot}...]}, the live replicas, oldest first.
+ */
+void floe__replicas_route(struct floe_conn *c, struct floe_http_msg *msg, const char *name);
+
+/**
+ * GET|HEAD /v2/endpoint/{ns}/{name}/logs?replica=ID&tail=N&follow=1
+ * (replicas.c): the replica's captured stdout+stderr as text/plain, the
+ * last N lines (default 100, at most 100000; 400 naming tail or follow
+ * for a bad value, 404 for an unknown replica). follow=1: chunked, the
+ * tail then the output as it comes, until the replica's process exits or
+ * the client goes away. Answers now or from the thread pool.
+ */
+void floe__logs_route(struct floe_conn *c, struct floe_http_msg *msg, const char *name);
 
 #endif

@@ -583,11 +583,28 @@ static void control_on_abort(struct floe_conn *c)
 		return;
 	if (*kind == CTL_JOB) {
 		((struct ctl_job *)kind)->conn = NULL;
+	} else if (*kind == CTL_STREAM) {
+		c->exchange = NULL;
+		((struct ctl_stream *)kind)->on_gone((struct ctl_stream *)kind);
 	} else {
 		struct ctl_body *b = (struct ctl_body *)kind;
 		c->exchange = NULL;
 		b->free(b);
 	}
+}
+
+void floe__ctl_stream_start(struct floe_conn *c, struct ctl_stream *s)
+{
+	s->kind = CTL_STREAM;
+	c->exchange = s;
+}
+
+/* A streamed response's client drained what was queued. */
+static void control_on_writable(struct floe_conn *c)
+{
+	enum ctl_kind *kind = c->exchange;
+	if (kind && *kind == CTL_STREAM)
+		((struct ctl_stream *)kind)->on_writable(c, (struct ctl_stream *)kind);
 }
 
 void floe__ctl_body_start(struct floe_conn *c, struct ctl_body *b)
@@ -629,5 +646,6 @@ const struct floe_server_handler floe_control_handler = {
 	.on_head = control_on_head,
 	.on_body = control_on_body,
 	.on_body_end = control_on_body_end,
+	.on_writable = control_on_writable,
 	.on_abort = control_on_abort,
 };

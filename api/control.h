@@ -7,7 +7,8 @@
  *   GET    /v2/snapshots[?endpoint=N]  {"items":[...]} sorted by endpoint, then age
  *   GET    /v2/snapshots/KEY           one item (404 unknown or malformed KEY)
  *   DELETE /v2/snapshots/KEY           204; the runtime stops restoring from it
- *   GET    /api/whoami-v2, /v2/endpoint/..., /v2/provider/NS (endpoints.c: Hugging Face's shape)
+ *   GET    /api/whoami-v2, /v2/endpoint/..., /v2/provider/NS (endpoints.c: Hugging Face's shape;
+ *          replicas.c: .../replicas and .../logs, floe's own)
  *   GET    /v2/billing/usage.csv       usage as RFC 4180 CSV (docs/billing.md)
  *   GET    /v2/billing/summary         usage per endpoint, JSON
  *
@@ -19,8 +20,8 @@
  *
  * HEAD is accepted wherever GET is; other methods get 405 with Allow. Errors
  * are floe's JSON errors ({"error":{"message","type","code"}}). Reading and
- * removing snapshots and reading the ledger touch the disk, so it runs on libuv's thread pool.
- * (The later endpoint API of Hugging Face Inference Endpoints grows here.)
+ * removing snapshots, reading the ledger and reading replica logs touch the
+ * disk, so they run on libuv's thread pool.
  */
 #ifndef FLOE_CONTROL_H
 #define FLOE_CONTROL_H

@@ -9,6 +9,9 @@
  *   POST /v2/endpoint/{ns}/{name}/resume             Endpoint; 400 "already running" when not paused
  *   POST /v2/endpoint/{ns}/{name}/scale-to-zero      Endpoint
  *   GET  /v2/provider/{ns}                           this machine's compute
+ *   GET  /v2/endpoint/{ns}/{name}/history            its state changes (registry.h)
+ *   GET  /v2/endpoint/{ns}/{name}/replicas           live replicas (replicas.c)
+ *   GET  /v2/endpoint/{ns}/{name}/logs               engine output, ?follow=1 streams (replicas.c)
  *
  *   POST   /v2/endpoint/{ns}                      create (Hugging Face's body) -> Endpoint
  *   PUT    /v2/endpoint/{ns}/{name}               RFC 7386 merge patch of its body -> Endpoint
@@ -43,18 +46,6 @@
 
 #define JSON_TYPE "application/json"
 
-static const char *state_name(enum floe_endpoint_state s)
-{
-	switch (s) {
-	case FLOE_EP_INITIALIZING: return FLOE_HF_STATE_INITIALIZING;
-	case FLOE_EP_RUNNING: return FLOE_HF_STATE_RUNNING;
-	case FLOE_EP_PAUSED: return FLOE_HF_STATE_PAUSED;
-	case FLOE_EP_FAILED: return FLOE_HF_STATE_FAILED;
-	case FLOE_EP_SCALED_TO_ZERO: break;
-	}
-	return FLOE_HF_STATE_SCALED_TO_ZERO;
-}
-
 /* The stored entry of an API endpoint, or NULL (a config file's). */
 static const struct floe_state_entry *api_entry(struct floe_control *ctl,
 						const struct floe_endpoint_config *cfg)
@@ -74,7 +65,7 @@ static json_t *endpoint_json(struct floe_control *ctl, const char *name)
 	json_t *body = e ? json_loads(e->spec_json, 0, NULL) : NULL;
 	char *url = xasprintf("%s/endpoints/%s", ctl->data_url ? ctl->data_url : "", name);
 	struct floe_hf_status st = {
-		.state = state_name(es.state),
+		.state = floe_hf_state_name(es.state),
 		.message = es.message,
 		.url = url,
 		.region = "local",
@@ -175,6 +166,31 @@ static void ep_write_start(struct floe_conn *c, struct floe_control *ctl, const 
 	w->b.done = ep_write_done;
 	w->b.free = ep_write_free;
 	floe__ctl_body_start(c, &w->b);
+}
+
+/*
+ * GET .../history: the endpoint's state changes, oldest first, as the
+ * registry keeps them (saved for API endpoints, since this floed started
+ * for the config file's): {"items":[{"at","state","message"}...]}.
+ */
+static json_t *history_json(struct floe_control *ctl, const char *ns, const char *name)
+{
+	json_t *items = json_array();
+	const struct floe_state_entry *e =
+		ctl->registry ? floe_registry_history(ctl->registry, ns, name) : NULL;
+	for (size_t i = 0; e && i < e->n_history; i++) {
+		const struct floe_state_event *ev = &e->history[i];
+		char at[32];
+		floe_hf_time_format(ev->t_ms, at);
+		json_t *o = json_object();
+		json_object_set_new(o, "at", json_string(at));
+		json_object_set_new(o, "state", json_string(ev->state));
+		json_object_set_new(o, "message", json_string(ev->message));
+		json_array_append_new(items, o);
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "items", items);
+	return o;
 }
 
 /* --- GET /v2/provider/{ns}: what this machine can run ------------------- */
@@ -400,6 +416,24 @@ bool floe__endpoints_route(struct floe_conn *c, struct floe_http_msg *msg, const
 	int rc;
 	const char *action = seg[2];
 	size_t alen = len[2];
+	if (alen == 7 && memcmp(action, "history", 7) == 0) {
+		if (!get)
+			floe__ctl_method_not_allowed(c, "Allow: GET, HEAD\r\n");
+		else
+			respond_json(c, 200, history_json(ctl, ns, name), head_only);
+		return true;
+	}
+	bool replicas = alen == 8 && memcmp(action, "replicas", 8) == 0;
+	if (replicas || (alen == 4 && memcmp(action, "logs", 4) == 0)) {
+		/* floe's own: read-only (replicas.c) */
+		if (!get)
+			floe__ctl_method_not_allowed(c, "Allow: GET, HEAD\r\n");
+		else if (replicas)
+			floe__replicas_route(c, msg, name);
+		else
+			floe__logs_route(c, msg, name);
+		return true;
+	}
 	if (msg->method != HTTP_POST) {
 		floe__ctl_method_not_allowed(c, "Allow: POST\r\n");
 		return true;

@@ -34,6 +34,20 @@
 
 static const char *const type_names[] = { "public", "authenticated", "private" };
 
+const char *floe_hf_state_name(enum floe_endpoint_state s)
+{
+	switch (s) {
+	case FLOE_EP_INITIALIZING: return FLOE_HF_STATE_INITIALIZING;
+	case FLOE_EP_RUNNING: return FLOE_HF_STATE_RUNNING;
+	case FLOE_EP_PAUSED: return FLOE_HF_STATE_PAUSED;
+	case FLOE_EP_FAILED: return FLOE_HF_STATE_FAILED;
+	case FLOE_EP_UPDATING: return FLOE_HF_STATE_UPDATING;
+	case FLOE_EP_UPDATE_FAILED: return FLOE_HF_STATE_UPDATE_FAILED;
+	case FLOE_EP_SCALED_TO_ZERO: break;
+	}
+	return FLOE_HF_STATE_SCALED_TO_ZERO;
+}
+
 const char *floe_hf_type_name(enum floe_endpoint_access access)
 {
 	if ((unsigned)access < sizeof(type_names) / sizeof(type_names[0]))

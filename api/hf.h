@@ -80,6 +80,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "activator.h"
 #include "config.h"
 #include "error.h"
 
@@ -105,6 +106,9 @@ struct floe_hf_status {
 	uint32_t ready, target;          /* readyReplica, targetReplica */
 	uint64_t created_ms, updated_ms; /* Unix milliseconds */
 };
+
+/** The Hugging Face name of a served endpoint's state (FLOE_HF_STATE_*). */
+const char *floe_hf_state_name(enum floe_endpoint_state s);
 
 /** "public", "authenticated" or "private". */
 const char *floe_hf_type_name(enum floe_endpoint_access access);

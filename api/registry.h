@@ -10,8 +10,13 @@
  * (paused endpoints stay paused across restarts).
  *
  * Changes are saved before they are served: a create that cannot be
- * written to disk is refused (500) and not served. Saves fsync on the
- * caller's thread (the state file is small and changes are rare).
+ * written to disk is refused (500) and not served. Those saves fsync on
+ * the caller's thread (the state file is small and API changes are rare).
+ *
+ * Each endpoint's status history (its state changes, as the activator
+ * reports them through floe_registry_on_status) is kept too: saved with
+ * an API endpoint, written on the thread pool and coalesced, since states
+ * change at every wake; kept in memory only for the config file's.
  */
 #ifndef FLOE_REGISTRY_H
 #define FLOE_REGISTRY_H
@@ -19,6 +24,7 @@
 #include <stdbool.h>
 
 #include <jansson.h>
+#include <uv.h>
 
 #include "activator.h"
 #include "config.h"
@@ -29,12 +35,29 @@ struct floe_registry;
 
 /**
  * Load the store of data_dir (a damaged file is set aside and logged; the
- * registry starts empty). env: where presets are (copied). Returns 0 or
- * -errno with err set.
+ * registry starts empty). env: where presets are (copied); loop: where
+ * status saves are queued to the thread pool (NULL: they wait for the next
+ * API save, or floe_registry_free). Returns 0 or -errno with err set.
  */
-int floe_registry_open(const char *data_dir, const struct floe_config_env *env,
+int floe_registry_open(uv_loop_t *loop, const char *data_dir, const struct floe_config_env *env,
 		       struct floe_registry **out, floe_error *err);
+/** Free; status changes not yet written are saved first (on this thread). */
 void floe_registry_free(struct floe_registry *r);
+
+/**
+ * The activator's on_status (arg: the registry): record the change in the
+ * endpoint's history, and queue a save for an API endpoint.
+ */
+void floe_registry_on_status(void *arg, const struct floe_endpoint_config *cfg,
+			     const struct floe_endpoint_status *st);
+
+/**
+ * The entry holding ns/name's history (n_history events, oldest first):
+ * the stored entry of an API endpoint, or the in-memory one of a config
+ * file endpoint. NULL: none recorded.
+ */
+const struct floe_state_entry *floe_registry_history(struct floe_registry *r, const char *ns,
+						     const char *name);
 
 /**
  * The endpoints to serve: copies of file's, then the registry's that still
@@ -71,8 +94,8 @@ int floe_registry_delete(struct floe_registry *r, const char *ns, const char *na
 			 floe_error *err);
 
 /**
- * Remember what the user asked of ns/name (paused or running) and record
- * the change in its history. 0, -ENOENT or -errno.
+ * Remember what the user asked of ns/name (paused or running), saved before
+ * it is served. 0, -ENOENT or -errno.
  */
 int floe_registry_set_desired(struct floe_registry *r, const char *ns, const char *name,
 			      enum floe_state_desired desired, floe_error *err);

@@ -269,13 +269,11 @@ static void pack_entry(msgpack_packer *pk, const struct floe_state_entry *e)
 	}
 }
 
-int floe_state_save(const char *data_dir, const struct floe_state *st, floe_error *err)
+int floe_state_encode(const struct floe_state *st, struct floe_buf *out, floe_error *err)
 {
 	struct floe_state_entry **sorted = xcalloc(st->n + 1, sizeof(*sorted));
 	if (st->n)
 		memcpy(sorted, st->entries, st->n * sizeof(*sorted));
-	char *dir = xasprintf("%s/state", data_dir);
-	char *path = xasprintf("%s/" FILE_NAME, dir);
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
 	int rc = 0;
@@ -307,26 +305,43 @@ int floe_state_save(const char *data_dir, const struct floe_state *st, floe_erro
 	floe_sha256_final(&h, digest);
 	msgpack_sbuffer_write(&sb, (const char *)digest, sizeof(digest));
 	if (sb.size > FLOE_STATE_FILE_MAX) {
-		rc = floe_error_set(err, -EFBIG, "%s: %zu bytes of state, more than %u", path,
+		rc = floe_error_set(err, -EFBIG, "%zu bytes of endpoint state, more than %u",
 				    sb.size, FLOE_STATE_FILE_MAX);
 		goto out;
 	}
-
-	rc = floe_mkdir_p(dir, 0700);
-	if (rc < 0) {
-		floe_error_set(err, rc, "create %s: %s", dir, strerror(-rc));
-		goto out;
-	}
-	/* A temp name of its own per save (two saves from the thread pool never
-	 * share one), fsync, rename, fsync of the directory. */
-	rc = floe_write_atomic(path, sb.data, sb.size, 0600);
-	if (rc < 0)
-		floe_error_set(err, rc, "write %s: %s", path, strerror(-rc));
+	floe_buf_append(out, sb.data, sb.size);
 out:
 	msgpack_sbuffer_destroy(&sb);
 	free(sorted);
+	return rc;
+}
+
+int floe_state_write(const char *data_dir, const void *data, size_t len, floe_error *err)
+{
+	char *dir = xasprintf("%s/state", data_dir);
+	char *path = xasprintf("%s/" FILE_NAME, dir);
+	int rc = floe_mkdir_p(dir, 0700);
+	if (rc < 0) {
+		floe_error_set(err, rc, "create %s: %s", dir, strerror(-rc));
+	} else {
+		/* A temp name of its own per write (two writers never share
+		 * one), fsync, rename, fsync of the directory. */
+		rc = floe_write_atomic(path, data, len, 0600);
+		if (rc < 0)
+			floe_error_set(err, rc, "write %s: %s", path, strerror(-rc));
+	}
 	free(dir);
 	free(path);
+	return rc;
+}
+
+int floe_state_save(const char *data_dir, const struct floe_state *st, floe_error *err)
+{
+	struct floe_buf b = FLOE_BUF_INIT;
+	int rc = floe_state_encode(st, &b, err);
+	if (rc == 0)
+		rc = floe_state_write(data_dir, b.data, b.len, err);
+	floe_buf_destroy(&b);
 	return rc;
 }
 

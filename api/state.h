@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "error.h"
 
 /** Longest namespace or endpoint name, in bytes (Hugging Face allows 32 characters). */
@@ -130,6 +131,16 @@ int floe_state_load(const char *data_dir, struct floe_state *st, bool *set_aside
  * failing file operation (err says which).
  */
 int floe_state_save(const char *data_dir, const struct floe_state *st, floe_error *err);
+
+/**
+ * floe_state_save in two halves, so that the file I/O can run on another
+ * thread than the one owning st: encode appends the file's bytes to out
+ * (same checks and errors as floe_state_save, nothing touched on disk);
+ * write puts len bytes at data in place, atomically and durably, and needs
+ * nothing of st. Two writes may run at once; the caller orders them.
+ */
+int floe_state_encode(const struct floe_state *st, struct floe_buf *out, floe_error *err);
+int floe_state_write(const char *data_dir, const void *data, size_t len, floe_error *err);
 
 /** The entry ns/name, or NULL. */
 struct floe_state_entry *floe_state_find(struct floe_state *st, const char *ns, const char *name);

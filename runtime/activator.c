@@ -28,6 +28,7 @@
 #define MAX_START_FAILURES 3
 
 static void endpoint_evaluate(struct endpoint *ep);
+static void endpoint_status_note(struct endpoint *ep);
 static void endpoint_release(struct endpoint *ep);
 static void endpoint_maybe_free(struct endpoint *ep);
 static void req_free(struct floe_req *req);
@@ -70,15 +71,134 @@ static void metrics_register(struct floe_activator *a)
 	a->m.queue_depth =
 		floe_metrics_family(a->metrics, FLOE_GAUGE, "floe_queue_depth",
 				    "Requests held waiting for a replica.", l_ep, NULL, 0);
+	/* The Prometheus "info" pattern: the namespace and type join other
+	 * series through group_left, instead of a label on every series. */
+	static const char *const l_info[] = { "endpoint", "namespace", "type", NULL };
+	a->m.endpoint_info = floe_metrics_family(
+		a->metrics, FLOE_GAUGE, "floe_endpoint_info",
+		"Served endpoints, always 1: their namespace and type (public, authenticated, "
+		"private).",
+		l_info, NULL, 0);
+	a->m.desired = floe_metrics_family(
+		a->metrics, FLOE_GAUGE, "floe_autoscaler_desired_replicas",
+		"Replicas (ready or starting) the scaling policy last decided the endpoint should "
+		"have; 0 while paused.",
+		l_ep, NULL, 0);
+	a->m.actual = floe_metrics_family(a->metrics, FLOE_GAUGE, "floe_autoscaler_actual_replicas",
+					  "Replicas ready or starting.", l_ep, NULL, 0);
+}
+
+static const char *const access_names[] = { "public", "authenticated", "private" };
+
+static void endpoint_info_add(struct endpoint *ep)
+{
+	const struct floe_endpoint_config *c = ep->cfg;
+	const char *lv[] = { c->name, c->ns ? c->ns : "default",
+			     (unsigned)c->access < 3 ? access_names[c->access] : "public" };
+	floe_metric_set(floe_metric_get(ep->act->m.endpoint_info, lv), 1);
+}
+
+/* Another endpoint of ep's name in the list (only a serving one: serving):
+ * a removed endpoint still draining while a new one of the name serves.
+ * They share the series of the name (and the cached pointers to them),
+ * whose values are the serving one's. */
+static bool endpoint_name_shared(const struct endpoint *ep, bool serving)
+{
+	const struct floe_list *pos;
+	floe_list_for_each(pos, &ep->act->endpoints) {
+		const struct endpoint *o = container_of(pos, struct endpoint, link);
+		if (o != ep && (!serving || !o->removed) &&
+		    strcmp(o->cfg->name, ep->cfg->name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The endpoint is gone for its users (deleted, or out of the config): its
+ * info and autoscaler series go now, while its draining replicas stay
+ * counted in floe_replicas until it is freed. */
+static void endpoint_metrics_forget(struct endpoint *ep)
+{
+	struct floe_activator *a = ep->act;
+	if (!ep->m_desired)
+		return; /* already */
+	floe_metric_remove_matching(a->m.endpoint_info, "endpoint", ep->cfg->name);
+	floe_metric_remove_matching(a->m.desired, "endpoint", ep->cfg->name);
+	floe_metric_remove_matching(a->m.actual, "endpoint", ep->cfg->name);
+	ep->m_desired = ep->m_actual = NULL;
 }
 
 static void endpoint_metrics_update(struct endpoint *ep)
 {
+	if (ep->removed && endpoint_name_shared(ep, true))
+		return;
+	if (ep->m_actual)
+		floe_metric_set(ep->m_actual, ep->n_ready + ep->n_starting);
 	floe_metric_set(ep->m_queue_depth, ep->n_held);
 	floe_metric_set(ep->m_replicas[0], ep->n_starting);
 	floe_metric_set(ep->m_replicas[1], ep->n_ready);
 	floe_metric_set(ep->m_replicas[2], ep->n_draining);
 	floe_metric_set(ep->m_replicas[3], ep->n_warm);
+	endpoint_status_note(ep);
+}
+
+/* --- status (the endpoint API's state, and its history) -------------------- */
+
+static void endpoint_status(const struct endpoint *ep, struct floe_endpoint_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->ready = ep->n_ready;
+	st->starting = ep->n_starting;
+	st->warm = ep->n_warm;
+	st->held = ep->n_held;
+	st->paused = ep->paused;
+	uint32_t min = ep->zeroed ? 0 : ep->cfg->scaling.min_replica;
+	uint32_t live = ep->n_ready + ep->n_starting;
+	st->target = ep->paused ? 0 : (live > min ? live : min);
+	if (ep->paused) {
+		st->state = FLOE_EP_PAUSED;
+		snprintf(st->message, sizeof(st->message), "paused");
+	} else if (ep->update_failed && ep->n_ready == 0) {
+		st->state = FLOE_EP_UPDATE_FAILED;
+		snprintf(st->message, sizeof(st->message),
+			 "replicas of the new definition failed %u time(s) in a row; see the "
+			 "replica logs",
+			 ep->failures);
+	} else if (ep->updating) {
+		st->state = FLOE_EP_UPDATING;
+		snprintf(st->message, sizeof(st->message),
+			 "new definition: %u replica(s) starting to replace the old ones",
+			 ep->n_starting);
+	} else if (ep->n_ready > 0) {
+		st->state = FLOE_EP_RUNNING;
+		snprintf(st->message, sizeof(st->message), "%u replica(s) ready", ep->n_ready);
+	} else if (ep->failures >= MAX_START_FAILURES) {
+		st->state = FLOE_EP_FAILED;
+		snprintf(st->message, sizeof(st->message),
+			 "%u replica starts failed in a row; see the replica logs", ep->failures);
+	} else if (ep->n_starting > 0) {
+		st->state = FLOE_EP_INITIALIZING;
+		snprintf(st->message, sizeof(st->message), "%u replica(s) starting",
+			 ep->n_starting);
+	} else {
+		st->state = FLOE_EP_SCALED_TO_ZERO;
+		snprintf(st->message, sizeof(st->message),
+			 "no replica; the next request starts one");
+	}
+}
+
+/* Tell on_status when ep's state changed (for its status history). */
+static void endpoint_status_note(struct endpoint *ep)
+{
+	struct floe_activator *a = ep->act;
+	if (ep->removed || !a->on_status)
+		return;
+	struct floe_endpoint_status st;
+	endpoint_status(ep, &st);
+	if ((int)st.state == ep->last_state)
+		return;
+	ep->last_state = (int)st.state;
+	a->on_status(a->status_arg, ep->cfg, &st);
 }
 
 /* --- replica state bookkeeping -------------------------------------------- */
@@ -484,11 +604,20 @@ static void endpoint_note_failure(struct endpoint *ep)
 	uint64_t backoff = BACKOFF_BASE_MS << (ep->failures < 7 ? ep->failures - 1 : 6);
 	ep->backoff_until_ms =
 		floe_now_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+	if (ep->updating && ep->failures >= MAX_START_FAILURES) {
+		/* Stop insisting: the next request retries (with backoff). */
+		ep->updating = false;
+		ep->update_failed = true;
+		ep->update_floor = 0;
+	}
+	endpoint_status_note(ep);
 }
 
 static void endpoint_evaluate(struct endpoint *ep)
 {
 	struct floe_activator *a = ep->act;
+	if (ep->paused && ep->m_desired)
+		floe_metric_set(ep->m_desired, 0); /* wants none until resumed */
 	if (ep->removed || ep->paused || a->shutting_down)
 		return;
 	uint64_t now = floe_now_ms();
@@ -501,14 +630,16 @@ static void endpoint_evaluate(struct endpoint *ep)
 		.held = ep->n_held,
 		.target_concurrency = ep->cfg->scaling.target_concurrency,
 		.min_replica = ep->zeroed ? 0 : ep->cfg->scaling.min_replica,
+		.update_floor = ep->update_floor,
 		.max_replica = ep->cfg->scaling.max_replica,
 		.idle_expired = idle && idle_for >= ep->cfg->scaling.scale_to_zero_timeout_ms,
 	};
 	struct floe_scale_decision d = floe_scale_decide(&in);
+	floe_metric_set(ep->m_desired, d.desired);
 
 	if (d.drain > 0) {
-		log_info("%s: idle for %.1f s, scaling down by %u", ep->cfg->name,
-			 (double)idle_for / 1000.0, d.drain);
+		log_ep_info(ep->cfg->name, "idle for %.1f s, scaling down by %u",
+			    (double)idle_for / 1000.0, d.drain);
 		/* Drain the least recently started first? All are idle: any. */
 		struct floe_list *pos, *tmp;
 		uint32_t left = d.drain;
@@ -531,7 +662,7 @@ static void endpoint_evaluate(struct endpoint *ep)
 				floe_error err;
 				floe_error_clear(&err);
 				if (!floe__replica_start(ep, &err)) {
-					log_error("%s: %s", ep->cfg->name, err.msg);
+					log_ep_error(ep->cfg->name, "%s", err.msg);
 					endpoint_note_failure(ep);
 					if (ep->failures >= MAX_START_FAILURES) {
 						endpoint_fail_held(ep, err.msg);
@@ -555,14 +686,16 @@ void floe__endpoint_on_replica_ready(struct endpoint *ep, struct replica *r)
 {
 	ep->failures = 0;
 	ep->backoff_until_ms = 0;
+	ep->updating = ep->update_failed = false;
+	ep->update_floor = 0;
+	endpoint_status_note(ep);
 	struct floe_activator *a = ep->act;
 	const char *kind = floe__cold_kind_name(r->kind);
 	const char *lv[] = { ep->cfg->name, kind };
 	double secs = (double)(r->ready_ns - r->spawned_ns) / 1e9;
 	floe_metric_inc(floe_metric_get(a->m.cold_starts, lv));
 	floe_metric_observe(floe_metric_get(a->m.cold_start_duration, lv), secs);
-	log_info("%s: replica %s ready (%s start, %.0f ms)", ep->cfg->name, r->id, kind,
-		 secs * 1000);
+	log_replica_info(ep->cfg->name, r->id, "ready (%s start, %.0f ms)", kind, secs * 1000);
 	endpoint_release(ep);
 	endpoint_evaluate(ep);
 	floe__snap_on_ready(r);
@@ -929,6 +1062,7 @@ static struct endpoint *endpoint_new(struct floe_activator *a,
 	struct endpoint *ep = xcalloc(1, sizeof(*ep));
 	ep->act = a;
 	ep->next_seq = seq_continue(a, cfg->name);
+	ep->last_state = -1;
 	ep->cfg = floe_endpoint_config_dup(cfg);
 	floe_list_init(&ep->replicas);
 	floe_list_init(&ep->held);
@@ -943,6 +1077,9 @@ static struct endpoint *endpoint_new(struct floe_activator *a,
 		const char *ls[] = { cfg->name, replica_state_names[i] };
 		ep->m_replicas[i] = floe_metric_get(a->m.replicas, ls);
 	}
+	ep->m_desired = floe_metric_get(a->m.desired, lq);
+	ep->m_actual = floe_metric_get(a->m.actual, lq);
+	endpoint_info_add(ep);
 	endpoint_metrics_update(ep);
 	floe_list_push(&a->endpoints, &ep->link);
 	floe__snap_endpoint_load(ep);
@@ -967,11 +1104,16 @@ static void endpoint_maybe_free(struct endpoint *ep)
 	struct floe_activator *a = ep->act;
 	floe_list_remove(&ep->link);
 	seq_remember(a, ep->cfg->name, ep->next_seq);
-	floe_metric_remove_matching(a->m.queue_depth, "endpoint", ep->cfg->name);
-	floe_metric_remove_matching(a->m.replicas, "endpoint", ep->cfg->name);
-	floe_metric_remove_matching(a->m.snapshot_bytes, "endpoint", ep->cfg->name);
-	floe_metric_remove_matching(a->m.snapshot_ops, "endpoint", ep->cfg->name);
-	floe_metric_remove_matching(a->m.restore_duration, "endpoint", ep->cfg->name);
+	/* A new endpoint of the name holds pointers to these series: they are
+	 * its own now, and go when it does. */
+	if (!endpoint_name_shared(ep, false)) {
+		floe_metric_remove_matching(a->m.queue_depth, "endpoint", ep->cfg->name);
+		floe_metric_remove_matching(a->m.replicas, "endpoint", ep->cfg->name);
+		floe_metric_remove_matching(a->m.snapshot_bytes, "endpoint", ep->cfg->name);
+		floe_metric_remove_matching(a->m.snapshot_ops, "endpoint", ep->cfg->name);
+		floe_metric_remove_matching(a->m.restore_duration, "endpoint", ep->cfg->name);
+	}
+	endpoint_metrics_forget(ep);
 	ep->pending_closes = 3;
 	ep->idle_timer.data = ep->hold_timer.data = ep->backoff_timer.data = ep;
 	uv_close((uv_handle_t *)&ep->idle_timer, on_endpoint_timer_closed);
@@ -992,6 +1134,7 @@ static void endpoint_drain_all(struct endpoint *ep)
 
 static void endpoint_remove(struct endpoint *ep)
 {
+	endpoint_metrics_forget(ep);
 	ep->removed = true;
 	uv_timer_stop(&ep->idle_timer);
 	uv_timer_stop(&ep->backoff_timer);
@@ -1009,20 +1152,29 @@ void floe_activator_apply(struct floe_activator *a, const struct floe_config *cf
 			continue;
 		const struct floe_endpoint_config *nc = floe_config_endpoint(cfg, ep->cfg->name);
 		if (!nc) {
-			log_info("%s: removed from the configuration; draining", ep->cfg->name);
+			log_ep_info(ep->cfg->name, "removed from the configuration; draining");
 			endpoint_remove(ep);
 		} else if (!floe_endpoint_config_equal(ep->cfg, nc)) {
 			/* Same name, new definition: new replicas serve the held and
 			 * new requests, the old ones finish theirs and stop. */
-			log_info("%s: definition changed; replacing its replicas", ep->cfg->name);
+			log_ep_info(ep->cfg->name, "definition changed; replacing its replicas");
+			floe_metric_remove_matching(a->m.endpoint_info, "endpoint", ep->cfg->name);
 			floe_endpoint_config_free(ep->cfg);
 			ep->cfg = floe_endpoint_config_dup(nc);
+			endpoint_info_add(ep); /* its namespace or type may have changed */
 			ep->failures = 0;
 			ep->backoff_until_ms = 0;
+			/* A running endpoint stays up: as many new replicas as
+			 * were ready start now (within max_replica), not at the
+			 * next request. */
+			ep->updating = !ep->paused && ep->n_ready + ep->n_starting > 0;
+			ep->update_failed = false;
+			ep->update_floor = ep->updating ? (ep->n_ready > 0 ? ep->n_ready : 1) : 0;
 			endpoint_drain_all(ep);
 			floe__snap_endpoint_load(ep); /* a new key: the old snapshot is not its */
 			endpoint_evaluate(ep);
 			floe__snap_refill(ep);
+			endpoint_status_note(ep);
 		}
 	}
 	for (size_t i = 0; i < cfg->n_endpoints; i++) {
@@ -1030,10 +1182,11 @@ void floe_activator_apply(struct floe_activator *a, const struct floe_config *cf
 		if (find_endpoint(a, nc->name, strlen(nc->name), false))
 			continue;
 		struct endpoint *ep = endpoint_new(a, nc);
-		log_info("%s: serving (engine %s, replicas %u..%u)", nc->name, nc->engine,
-			 nc->scaling.min_replica, nc->scaling.max_replica);
+		log_ep_info(nc->name, "serving (engine %s, replicas %u..%u)", nc->engine,
+			    nc->scaling.min_replica, nc->scaling.max_replica);
 		endpoint_evaluate(ep);
 		floe__snap_refill(ep);
+		endpoint_status_note(ep);
 	}
 }
 
@@ -1091,10 +1244,13 @@ int floe_activator_pause(struct floe_activator *a, const char *name)
 	ep->paused = true;
 	uv_timer_stop(&ep->idle_timer);
 	uv_timer_stop(&ep->backoff_timer);
-	log_info("%s: paused; its replicas drain and requests get 503 until it is resumed",
-		 ep->cfg->name);
+	log_ep_info(ep->cfg->name,
+		    "paused; its replicas drain and requests get 503 until it is resumed");
 	fail_held(ep, UINT64_MAX, 503, "paused", "the endpoint was paused", NULL);
+	ep->updating = ep->update_failed = false;
+	ep->update_floor = 0;
 	endpoint_drain_all(ep); /* pool replicas too */
+	endpoint_status_note(ep);
 	return 0;
 }
 
@@ -1109,9 +1265,10 @@ int floe_activator_resume(struct floe_activator *a, const char *name)
 	ep->zeroed = false;
 	ep->failures = 0;
 	ep->backoff_until_ms = 0;
-	log_info("%s: resumed", ep->cfg->name);
+	log_ep_info(ep->cfg->name, "resumed");
 	endpoint_evaluate(ep);
 	floe__snap_refill(ep);
+	endpoint_status_note(ep);
 	return 0;
 }
 
@@ -1124,7 +1281,7 @@ int floe_activator_scale_to_zero(struct floe_activator *a, const char *name)
 		return 0; /* nothing runs anyway */
 	ep->zeroed = true;
 	uv_timer_stop(&ep->idle_timer);
-	log_info("%s: scaled to zero on request; the next request wakes it", ep->cfg->name);
+	log_ep_info(ep->cfg->name, "scaled to zero on request; the next request wakes it");
 	/* The warm pool stays: it is what makes the next wake fast. */
 	struct floe_list *pos, *tmp;
 	floe_list_for_each_safe(pos, tmp, &ep->replicas) {
@@ -1141,34 +1298,7 @@ int floe_activator_endpoint_status(const struct floe_activator *a, const char *n
 	const struct endpoint *ep = served_endpoint(a, name);
 	if (!ep)
 		return -ENOENT;
-	memset(st, 0, sizeof(*st));
-	st->ready = ep->n_ready;
-	st->starting = ep->n_starting;
-	st->warm = ep->n_warm;
-	st->held = ep->n_held;
-	st->paused = ep->paused;
-	uint32_t min = ep->zeroed ? 0 : ep->cfg->scaling.min_replica;
-	uint32_t live = ep->n_ready + ep->n_starting;
-	st->target = ep->paused ? 0 : (live > min ? live : min);
-	if (ep->paused) {
-		st->state = FLOE_EP_PAUSED;
-		snprintf(st->message, sizeof(st->message), "paused");
-	} else if (ep->n_ready > 0) {
-		st->state = FLOE_EP_RUNNING;
-		snprintf(st->message, sizeof(st->message), "%u replica(s) ready", ep->n_ready);
-	} else if (ep->failures >= MAX_START_FAILURES) {
-		st->state = FLOE_EP_FAILED;
-		snprintf(st->message, sizeof(st->message),
-			 "%u replica starts failed in a row; see the replica logs", ep->failures);
-	} else if (ep->n_starting > 0) {
-		st->state = FLOE_EP_INITIALIZING;
-		snprintf(st->message, sizeof(st->message), "%u replica(s) starting",
-			 ep->n_starting);
-	} else {
-		st->state = FLOE_EP_SCALED_TO_ZERO;
-		snprintf(st->message, sizeof(st->message),
-			 "no replica; the next request starts one");
-	}
+	endpoint_status(ep, st);
 	return 0;
 }
 
@@ -1185,6 +1315,8 @@ struct floe_activator *floe_activator_new(uv_loop_t *loop, struct floe_metrics *
 	a->log_max_bytes = opts->replica_log_max_bytes;
 	a->warm_pool_memory = opts->warm_pool_memory;
 	a->usage = opts->usage;
+	a->on_status = opts->on_status;
+	a->status_arg = opts->status_arg;
 	floe_list_init(&a->endpoints);
 	uv_timer_init(loop, &a->shutdown_timer);
 	uv_idle_init(loop, &a->shutdown_check);
@@ -1283,4 +1415,131 @@ void floe_activator_free(struct floe_activator *a)
 	a->shutdown_timer.data = a->shutdown_check.data = a;
 	uv_close((uv_handle_t *)&a->shutdown_timer, on_act_handle_closed);
 	uv_close((uv_handle_t *)&a->shutdown_check, on_act_handle_closed);
+}
+
+/* --- replicas and their logs (the control plane's observability routes) --- */
+
+static const char *replica_state_word(enum replica_state st)
+{
+	switch (st) {
+	case REPLICA_STARTING: return "starting";
+	case REPLICA_READY: return "ready";
+	case REPLICA_DRAINING: return "draining";
+	case REPLICA_STOPPING: return "stopping";
+	case REPLICA_WARM: return "warm";
+	case REPLICA_DEAD: break;
+	}
+	return "dead";
+}
+
+int floe_activator_replicas(const struct floe_activator *a, const char *name,
+			    struct floe_replica_info **out)
+{
+	*out = NULL;
+	const struct endpoint *ep = served_endpoint(a, name);
+	if (!ep)
+		return -ENOENT;
+	size_t n = 0;
+	const struct floe_list *pos;
+	floe_list_for_each(pos, &ep->replicas)
+		n++;
+	if (n == 0)
+		return 0;
+	struct floe_replica_info *v = xcalloc(n, sizeof(*v));
+	/* Replicas keep monotonic times; the wall clock is for display only,
+	 * so each is placed at now minus its age. */
+	uint64_t now_ns = floe_now_ns(), wall_ms = floe_wall_ms();
+	size_t k = 0;
+	floe_list_for_each(pos, &ep->replicas) {
+		const struct replica *r = container_of(pos, struct replica, link);
+		if (r->state == REPLICA_DEAD)
+			continue;
+		struct floe_replica_info *i = &v[k++];
+		snprintf(i->id, sizeof(i->id), "%s", r->id);
+		i->state = replica_state_word(r->state);
+		i->pid = !r->restoring && r->proc.pid > 0 ? (int)r->proc.pid : 0;
+		i->cold_kind = floe__cold_kind_name(r->kind);
+		uint64_t age_ms = (now_ns - r->spawned_ns) / 1000000;
+		i->started_ms = wall_ms - age_ms;
+		i->uptime_seconds = (double)(now_ns - r->spawned_ns) / 1e9;
+		i->cold_seconds = -1;
+		if (r->ready_ns >= r->spawned_ns && r->ready_ns > 0) {
+			i->cold_seconds = (double)(r->ready_ns - r->spawned_ns) / 1e9;
+			i->ready_ms = wall_ms - (now_ns - r->ready_ns) / 1000000;
+		}
+		i->in_flight = r->in_flight;
+		i->gpus = ep->cfg->resources.gpus;
+		snprintf(i->snapshot, sizeof(i->snapshot), "%s", r->snap_key);
+	}
+	if (k == 0) {
+		free(v);
+		return 0;
+	}
+	*out = v;
+	return (int)k;
+}
+
+static void on_follower_data(struct floe_proc_tap *t, const char *data, size_t len)
+{
+	struct floe_log_follower *f = container_of(t, struct floe_log_follower, tap);
+	f->on_data(f, data, len);
+}
+
+static void on_follower_end(struct floe_proc_tap *t)
+{
+	struct floe_log_follower *f = container_of(t, struct floe_log_follower, tap);
+	f->on_end(f);
+}
+
+/* A replica whose process floed may still hear from, with a log file. */
+static bool replica_has_log(const struct replica *r)
+{
+	uint64_t off;
+	return r->state != REPLICA_DEAD && floe_proc_log_file(&r->proc, &off) != NULL;
+}
+
+int floe_activator_replica_log(struct floe_activator *a, const char *name, const char *id,
+			       struct floe_log_follower *f, struct floe_replica_log *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (f)
+		f->tap.proc = NULL;
+	struct endpoint *ep = served_endpoint(a, name);
+	if (!ep)
+		return -ENOENT;
+	struct replica *found = NULL, *warm = NULL;
+	struct floe_list *pos;
+	floe_list_for_each(pos, &ep->replicas) {
+		struct replica *r = container_of(pos, struct replica, link);
+		if (!replica_has_log(r))
+			continue;
+		if (id && strcmp(r->id, id) == 0) {
+			found = r;
+			break;
+		}
+		/* The newest, and the one serving rather than waiting in the pool:
+		 * its output is what someone asking for "the log" wants. */
+		if (!id && r->state != REPLICA_WARM)
+			found = r;
+		else if (!id)
+			warm = r;
+	}
+	if (!found)
+		found = warm;
+	if (!found)
+		return -ESRCH;
+	snprintf(out->id, sizeof(out->id), "%s", found->id);
+	out->path = xstrdup(floe_proc_log_file(&found->proc, &out->offset));
+	if (f) {
+		f->tap.on_data = on_follower_data;
+		f->tap.on_end = on_follower_end;
+		f->tap.data = f;
+		out->following = floe_proc_tap_add(&found->proc, &f->tap) == 0;
+	}
+	return 0;
+}
+
+void floe_activator_log_unfollow(struct floe_log_follower *f)
+{
+	floe_proc_tap_remove(&f->tap);
 }

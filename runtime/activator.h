@@ -17,10 +17,12 @@
 #include "criu.h"
 #include "error.h"
 #include "metrics.h"
+#include "proc.h"
 #include "server.h"
 #include "usage.h"
 
 struct floe_activator;
+struct floe_endpoint_status;
 
 struct floe_activator_opts {
 	const char *data_dir;  /* replica logs go to DATA_DIR/logs/ENDPOINT/ */
@@ -29,6 +31,11 @@ struct floe_activator_opts {
 	uint64_t warm_pool_memory; /* bytes all warm pools may hold (0: no cap) */
 	bool snapshots;            /* false: never probe CRIU, fresh starts only */
 	struct floe_usage *usage;  /* where replica time and answers are recorded (may be NULL) */
+	/* Told on the loop each time an endpoint's state (FLOE_EP_*) changes,
+	 * for its status history; NULL: nobody listens. */
+	void (*on_status)(void *arg, const struct floe_endpoint_config *cfg,
+			  const struct floe_endpoint_status *st);
+	void *status_arg;
 };
 
 /** What snapshots can do on this machine, as probed at start (for the control plane). */
@@ -54,6 +61,8 @@ enum floe_endpoint_state {
 	FLOE_EP_RUNNING,        /* at least one replica ready */
 	FLOE_EP_PAUSED,         /* paused: no replicas, requests get 503 */
 	FLOE_EP_FAILED,         /* the last starts failed (backing off) */
+	FLOE_EP_UPDATING,       /* a new definition: its replicas replace the old ones */
+	FLOE_EP_UPDATE_FAILED,  /* ... and they failed to start (backing off) */
 };
 
 struct floe_endpoint_status {
@@ -119,5 +128,69 @@ void floe_activator_shutdown(struct floe_activator *a, uint64_t grace_ms,
 
 /** Free (after shutdown completed). */
 void floe_activator_free(struct floe_activator *a);
+
+/** One live replica, as the control plane lists it (floe_activator_replicas). */
+struct floe_replica_info {
+	char id[80];           /* "chat-3": names its log file DATA/logs/chat/chat-3.log */
+	const char *state;     /* "starting", "ready", "draining", "stopping" or "warm" */
+	int pid;               /* floe-init's pid; 0 while a CRIU restore has no process yet */
+	const char *cold_kind; /* "fresh", "restore" or "warm_pool" */
+	double cold_seconds;   /* start to ready (the cold start metric); < 0 until ready */
+	uint64_t started_ms;   /* Unix ms when floed began starting it (or thawed it) */
+	uint64_t ready_ms;     /* Unix ms when it became ready; 0 until then */
+	double uptime_seconds; /* since started_ms */
+	uint32_t in_flight;    /* requests it is answering now */
+	uint32_t gpus;         /* the endpoint's resources.gpus */
+	char snapshot[65];     /* key of the snapshot it was restored from, "" when none */
+};
+
+/**
+ * The live replicas (not the dead) of the served endpoint name, oldest
+ * first, in *out (malloc'd, free it; NULL when there are none). Returns
+ * their count, or -ENOENT when no endpoint is served under name.
+ */
+int floe_activator_replicas(const struct floe_activator *a, const char *name,
+			    struct floe_replica_info **out);
+
+/**
+ * A follower of a replica's log output (floe_activator_replica_log). Caller
+ * memory: set on_data, on_end and data. on_data gets the engine's output as
+ * floed writes it to the log file. on_end runs once, when the replica's
+ * output has ended for good (its process exited, or floed stopped it at
+ * shutdown), on a loop turn of its own; the follower is detached by then,
+ * holds nothing of the replica (which may be freed next) and may be freed
+ * by the callback.
+ */
+struct floe_log_follower {
+	void (*on_data)(struct floe_log_follower *f, const char *data, size_t len);
+	void (*on_end)(struct floe_log_follower *f);
+	void *data; /* for the caller */
+	/* private */
+	struct floe_proc_tap tap;
+};
+
+struct floe_replica_log {
+	char id[80];
+	char *path;      /* its log file now (malloc'd, free it); the previous rotation is PATH.1 */
+	uint64_t offset; /* bytes of path written so far: what a follower gets comes after them */
+	bool following;  /* f was attached: on_end will run */
+};
+
+/**
+ * The log of live replica id of the served endpoint name (id NULL: its
+ * newest live replica with a log, serving ones before warm-pool ones).
+ * When f is not NULL and the replica's output may still grow, f is attached
+ * (out->following): the file up to out->offset and then f's chunks are the
+ * whole output, nothing missing or twice. A replica still being restored
+ * has no process to follow yet: its file only.
+ * Returns 0; -ENOENT when no endpoint is served under name; -ESRCH when it
+ * has no live replica of that id (or none with a log): a stopped replica's
+ * log is still on disk, DATA_DIR/logs/NAME/ID.log.
+ */
+int floe_activator_replica_log(struct floe_activator *a, const char *name, const char *id,
+			       struct floe_log_follower *f, struct floe_replica_log *out);
+
+/** Stop following (a no-op once on_end has run, or when f was never attached). */
+void floe_activator_log_unfollow(struct floe_log_follower *f);
 
 #endif

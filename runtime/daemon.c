@@ -261,7 +261,7 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 		floe_config_free(d.cfg);
 		return 1;
 	}
-	if (floe_registry_open(d.cfg->data_dir, &d.env, &d.registry, &err) < 0) {
+	if (floe_registry_open(d.loop, d.cfg->data_dir, &d.env, &d.registry, &err) < 0) {
 		/* A state file of a newer floed, or one that cannot be read: its
 		 * endpoints must not silently disappear. */
 		fprintf(stderr, "floed: %s\n", err.msg);
@@ -280,6 +280,8 @@ int floe_daemon_run(const struct floe_daemon_opts *opts)
 		.warm_pool_memory = d.cfg->warm_pool_memory,
 		.snapshots = true,
 		.usage = d.usage,
+		.on_status = floe_registry_on_status,
+		.status_arg = d.registry,
 	};
 	d.act = floe_activator_new(d.loop, d.metrics, &aopts);
 	floe_activator_set_auth(d.act, &d.cfg->auth);

@@ -233,6 +233,13 @@ static void log_rotate(struct floe_proc *p)
 
 static void log_append(struct floe_proc *p, const char *data, size_t len)
 {
+	/* Followers see the output even when the file cannot take it. A tap
+	 * may detach itself (its client went away) but no other. */
+	struct floe_list *pos, *tmp;
+	floe_list_for_each_safe(pos, tmp, &p->taps) {
+		struct floe_proc_tap *t = container_of(pos, struct floe_proc_tap, link);
+		t->on_data(t, data, len);
+	}
 	while (len > 0) {
 		size_t n = len;
 		if (p->log_max_bytes > 0) {
@@ -370,6 +377,7 @@ static void proc_reset(struct floe_proc *p, uv_loop_t *loop, uint64_t log_max_by
 	p->log_r = -1;
 	p->exit_cb = exit_cb;
 	p->log_max_bytes = log_max_bytes;
+	floe_list_init(&p->taps);
 }
 
 /* The log file and the pipe the engine writes into. *log_w is blocking and
@@ -458,6 +466,7 @@ static int watch(struct floe_proc *p, floe_error *err)
 	p->log_r = -1; /* the handle owns it now */
 	uv_read_start((uv_stream_t *)&p->log_pipe, on_log_alloc, on_log_read);
 	uv_poll_start(&p->pidfd_poll, UV_READABLE, on_pidfd);
+	p->watching = true;
 	return 0;
 
 fail_kill:
@@ -599,6 +608,42 @@ void floe_proc_abandon(struct floe_proc *p)
 	release_unwatched(p);
 }
 
+int floe_proc_tap_add(struct floe_proc *p, struct floe_proc_tap *t)
+{
+	if (!p->watching)
+		return -ESRCH;
+	t->proc = p;
+	floe_list_push(&p->taps, &t->link);
+	return 0;
+}
+
+void floe_proc_tap_remove(struct floe_proc_tap *t)
+{
+	if (!t->proc)
+		return;
+	floe_list_remove(&t->link);
+	t->proc = NULL;
+}
+
+const char *floe_proc_log_file(const struct floe_proc *p, uint64_t *offset)
+{
+	*offset = p->log_bytes;
+	return p->log_path;
+}
+
+/* The output has ended: tell every tap, one at a time (on_end may free it). */
+static void taps_end(struct floe_proc *p)
+{
+	if (!p->taps.next)
+		return; /* never reset: a replica that got no process */
+	struct floe_list *n;
+	while ((n = floe_list_shift(&p->taps))) {
+		struct floe_proc_tap *t = container_of(n, struct floe_proc_tap, link);
+		t->proc = NULL;
+		t->on_end(t);
+	}
+}
+
 void floe_proc_log_note(struct floe_proc *p, const char *line)
 {
 	if (p->log_fd >= 0)
@@ -631,6 +676,11 @@ static void on_handle_closed(uv_handle_t *h)
 	p->pidfd = p->netns_fd = p->log_fd = -1;
 	free(p->log_path);
 	p->log_path = NULL;
+	/* Here, in the loop's close phase, rather than in floe_proc_close: a
+	 * follower's on_end answers its client, which may start the next
+	 * request on that connection, and that must not run inside the exit
+	 * handling of the replica that called floe_proc_close. */
+	taps_end(p);
 	if (p->close_cb)
 		p->close_cb(p);
 }
@@ -646,6 +696,7 @@ void floe_proc_close(struct floe_proc *p, floe_proc_close_cb close_cb)
 		kill_and_reap(p);
 	}
 	log_drain(p);
+	p->watching = false; /* no new followers: the output has ended */
 	p->pending_closes = 2;
 	uv_close((uv_handle_t *)&p->pidfd_poll, on_handle_closed);
 	uv_close((uv_handle_t *)&p->log_pipe, on_handle_closed);

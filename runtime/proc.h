@@ -10,6 +10,7 @@
 #ifndef FLOE_PROC_H
 #define FLOE_PROC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -17,8 +18,10 @@
 
 #include "config.h"
 #include "error.h"
+#include "list.h"
 
 struct floe_proc;
+struct floe_proc_tap;
 
 /** Called once on the loop when the replica's init has exited and been reaped.
  *  status is the waitpid() status. The callback may call floe_proc_close(). */
@@ -55,6 +58,27 @@ struct floe_proc {
 	int pending_closes;
 	floe_proc_exit_cb exit_cb;
 	floe_proc_close_cb close_cb;
+	struct floe_list taps; /* struct floe_proc_tap, while watching */
+	bool watching;         /* the log pipe is read; taps may attach */
+};
+
+/**
+ * A reader of a replica's log output as floed captures it (log follow).
+ * Caller memory: set on_data, on_end and data, then floe_proc_tap_add.
+ * on_data gets each chunk of output (and floed's note lines) as it is
+ * appended to the log file, the file being written after the call.
+ * on_end runs once the output has ended for good (the process exited and
+ * the pipe is drained and closed), from the loop's close phase, never from
+ * inside another floe_proc call; the tap is detached by then and the
+ * callback may free it.
+ */
+struct floe_proc_tap {
+	void (*on_data)(struct floe_proc_tap *t, const char *data, size_t len);
+	void (*on_end)(struct floe_proc_tap *t);
+	void *data; /* for the caller */
+	/* private */
+	struct floe_list link;
+	struct floe_proc *proc; /* NULL when detached */
 };
 
 /**
@@ -81,6 +105,25 @@ int floe_proc_prepare(uv_loop_t *loop, struct floe_proc *p, const char *log_path
 /** On failure the process is killed and reaped, and p released. */
 int floe_proc_attach(struct floe_proc *p, pid_t pid, floe_error *err);
 void floe_proc_abandon(struct floe_proc *p);
+
+/**
+ * Attach t to p's output. Returns 0, or -ESRCH when p's output cannot be
+ * followed (no process watched yet, as during a CRIU restore, or its
+ * output already ended): then read the file only.
+ */
+int floe_proc_tap_add(struct floe_proc *p, struct floe_proc_tap *t);
+
+/** Detach t (a no-op when it is not attached, e.g. after on_end). */
+void floe_proc_tap_remove(struct floe_proc_tap *t);
+
+/**
+ * Where the output goes now: the log file's path (owned by p, valid until
+ * the next rotation or close; NULL when there is none) and its size, which
+ * is the offset the next output is written at. With floe_proc_tap_add on
+ * the same loop turn, the file up to *offset plus the taps' chunks are the
+ * whole output, nothing missing or twice.
+ */
+const char *floe_proc_log_file(const struct floe_proc *p, uint64_t *offset);
 
 /** Append a line of floed's own to the replica's log (where it came from). */
 void floe_proc_log_note(struct floe_proc *p, const char *line);

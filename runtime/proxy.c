@@ -434,8 +434,8 @@ static void up_fail(struct upstream *up, const char *why)
 		/* An idle keep-alive connection the engine closed just as we reused
 		 * it (uvicorn closes them after 5 s): nothing was answered, so the
 		 * request goes again, once, on a fresh connection. */
-		log_debug("%s: reused connection to %s failed (%s); retrying on a new one",
-			  req->ep->cfg->name, rid, why);
+		log_replica_debug(req->ep->cfg->name, rid,
+				  "reused connection failed (%s); retrying on a new one", why);
 		req->replayable = false;
 		proxy_connect(req, r);
 		return;
@@ -444,8 +444,8 @@ static void up_fail(struct upstream *up, const char *why)
 	req->client = NULL;
 	if (c)
 		c->exchange = NULL;
-	log_warn("%s: request to replica %s failed: %s%s", req->ep->cfg->name, rid, why,
-		 req->resp_started ? " (response cut)" : "");
+	log_replica_warn(req->ep->cfg->name, r ? rid : NULL, "request failed: %s%s", why,
+			 req->resp_started ? " (response cut)" : "");
 	if (c && !req->resp_started) {
 		char msg[200];
 		snprintf(msg, sizeof(msg), "replica %s failed: %s", rid, why);

@@ -80,8 +80,8 @@ static void on_proc_closed(struct floe_proc *p)
 	if (r->cg) {
 		int rc = floe_cgroup_destroy(r->cg);
 		if (rc < 0)
-			log_warn("%s: remove the cgroup of %s: %s", r->ep->cfg->name, r->id,
-				 strerror(-rc));
+			log_replica_warn(r->ep->cfg->name, r->id, "left its cgroup behind: %s",
+					 strerror(-rc));
 		r->cg = NULL;
 	}
 	replica_free_if_unused(r);
@@ -114,18 +114,17 @@ void floe__replica_on_exit(struct floe_proc *p, int status)
 
 	bool failed = false;
 	if (was == REPLICA_STARTING) {
-		log_error("%s: replica %s exited before it was ready (%s); log: %s", ep->cfg->name,
-			  r->id, how, p->log_path);
+		log_replica_error(ep->cfg->name, r->id, "exited before it was ready (%s); log: %s",
+				  how, p->log_path);
 		failed = true;
 	} else if (was == REPLICA_READY) {
-		log_error("%s: replica %s died (%s); log: %s", ep->cfg->name, r->id, how,
-			  p->log_path);
+		log_replica_error(ep->cfg->name, r->id, "died (%s); log: %s", how, p->log_path);
 		failed = true;
 	} else if (was == REPLICA_WARM) {
-		log_warn("%s: warm-pool replica %s exited (%s); log: %s", ep->cfg->name, r->id, how,
-			 p->log_path);
+		log_replica_warn(ep->cfg->name, r->id, "exited in the warm pool (%s); log: %s", how,
+				 p->log_path);
 	} else {
-		log_info("%s: replica %s stopped (%s)", ep->cfg->name, r->id, how);
+		log_replica_info(ep->cfg->name, r->id, "stopped (%s)", how);
 	}
 	/* A restored replica that dies before it is ready is the snapshot's
 	 * fault, not the engine's: the replacement starts fresh at once. */
@@ -210,8 +209,7 @@ static int replica_spawn(struct replica *r, floe_error *err)
 	r->proc.data = r;
 	if (rc < 0)
 		return floe_error_wrap(err, "start of replica %s failed", r->id);
-	log_info("%s: starting replica %s (pid %d): %s", cfg->name, r->id, (int)r->proc.pid,
-		 cfg->argv[0]);
+	log_replica_info(cfg->name, r->id, "starting (pid %d): %s", (int)r->proc.pid, cfg->argv[0]);
 	return 0;
 }
 
@@ -258,7 +256,7 @@ void floe__replica_restored(struct replica *r, pid_t pid, const char *note)
 	floe_error_clear(&err);
 	r->restoring = false;
 	if (floe_proc_attach(&r->proc, pid, &err) < 0) {
-		log_error("%s: replica %s: %s", r->ep->cfg->name, r->id, err.msg);
+		log_replica_error(r->ep->cfg->name, r->id, "lost after its restore: %s", err.msg);
 		replica_gone_unstarted(r);
 		return;
 	}
@@ -274,7 +272,7 @@ void floe__replica_restored(struct replica *r, pid_t pid, const char *note)
 	}
 	if (r->pool)
 		return; /* frozen in the pool until a cold request thaws it */
-	log_info("%s: replica %s restored (pid %d)", r->ep->cfg->name, r->id, (int)pid);
+	log_replica_info(r->ep->cfg->name, r->id, "restored (pid %d)", (int)pid);
 	replica_probe(r);
 }
 
@@ -292,7 +290,8 @@ void floe__replica_restore_failed(struct replica *r)
 	 * in the same replica. Its cold start then reports both. */
 	r->kind = COLD_FRESH;
 	if (replica_spawn(r, &err) < 0) {
-		log_error("%s: %s", r->ep->cfg->name, err.msg);
+		/* err names the replica ("start of replica chat-3 failed: ...") */
+		log_ep_error(r->ep->cfg->name, "%s", err.msg);
 		replica_gone_unstarted(r);
 		return;
 	}
@@ -432,15 +431,16 @@ static void replica_probe(struct replica *r)
 		return;
 	uint64_t elapsed_ms = (floe_now_ns() - r->spawned_ns) / 1000000;
 	if (elapsed_ms > r->start_timeout_ms) {
-		log_error("%s: replica %s not ready after %.1f s (start_timeout); stopping it",
-			  r->ep->cfg->name, r->id, (double)elapsed_ms / 1000.0);
+		log_replica_error(r->ep->cfg->name, r->id,
+				  "not ready after %.1f s (start_timeout); stopping it",
+				  (double)elapsed_ms / 1000.0);
 		/* Counted as a failed start by the exit handler (state STARTING). */
 		floe_proc_signal(&r->proc, SIGKILL);
 		return;
 	}
 	int fd = floe_netns_socket(r->proc.netns_fd, AF_INET, SOCK_STREAM);
 	if (fd < 0) {
-		log_warn("%s: probe socket for %s: %s", r->ep->cfg->name, r->id, strerror(-fd));
+		log_replica_warn(r->ep->cfg->name, r->id, "has no probe socket: %s", strerror(-fd));
 		replica_schedule_probe(r);
 		return;
 	}
@@ -494,8 +494,8 @@ static void replica_schedule_probe(struct replica *r)
 static void on_stop_grace(uv_timer_t *t)
 {
 	struct replica *r = t->data;
-	log_warn("%s: replica %s ignored SIGTERM for %.1f s; killing it", r->ep->cfg->name, r->id,
-		 (double)r->stop_grace_ms / 1000.0);
+	log_replica_warn(r->ep->cfg->name, r->id, "ignored SIGTERM for %.1f s; killing it",
+			 (double)r->stop_grace_ms / 1000.0);
 	floe_proc_signal(&r->proc, SIGKILL);
 }
 
@@ -508,8 +508,8 @@ static void replica_stop(struct replica *r)
 		 * and CRIU would dump it: every replica restored from that
 		 * snapshot would stop at once. Stopped when the dump is done. */
 		if (!r->stop_after_dump)
-			log_info("%s: replica %s stops once its snapshot is taken",
-				 r->ep->cfg->name, r->id);
+			log_replica_info(r->ep->cfg->name, r->id,
+					 "stops once its snapshot is taken");
 		r->stop_after_dump = true;
 		return;
 	}
@@ -526,7 +526,8 @@ static void replica_stop(struct replica *r)
 		floe_error err;
 		floe_error_clear(&err);
 		if (r->cg && floe_cgroup_thaw(r->cg, 1000, &err) < 0)
-			log_warn("%s: %s", r->ep->cfg->name, err.msg);
+			log_replica_warn(r->ep->cfg->name, r->id, "not thawed before its kill: %s",
+					 err.msg);
 		floe_proc_signal(&r->proc, SIGKILL);
 		return;
 	}
@@ -541,8 +542,7 @@ void floe__replica_drain(struct replica *r)
 		return;
 	}
 	if (r->state == REPLICA_READY) {
-		log_info("%s: draining replica %s (%u in flight)", r->ep->cfg->name, r->id,
-			 r->in_flight);
+		log_replica_info(r->ep->cfg->name, r->id, "draining (%u in flight)", r->in_flight);
 		floe__endpoint_set_state(r->ep, r, REPLICA_DRAINING);
 	}
 	if (r->state == REPLICA_DRAINING && r->in_flight == 0)

@@ -42,8 +42,11 @@ enum cold_kind {
 struct floe_activator {
 	uv_loop_t *loop;
 	struct floe_metrics *metrics;
-	struct floe_usage *usage; /* billing records, or NULL */
+	struct floe_usage *usage;            /* billing records, or NULL */
 	const struct floe_auth_config *auth; /* the daemon's current tokens (NULL: none) */
+	void (*on_status)(void *arg, const struct floe_endpoint_config *cfg,
+			  const struct floe_endpoint_status *st);
+	void *status_arg;
 	char *data_dir;
 	char *init_path;
 	uint64_t log_max_bytes;
@@ -77,6 +80,9 @@ struct floe_activator {
 		struct floe_metric_family *snapshot_bytes;
 		struct floe_metric_family *snapshot_ops;
 		struct floe_metric_family *restore_duration;
+		struct floe_metric_family *endpoint_info; /* {endpoint, namespace, type} 1 */
+		struct floe_metric_family *desired;       /* the scale policy's last decision */
+		struct floe_metric_family *actual;        /* ready + starting */
 	} m;
 };
 
@@ -100,9 +106,17 @@ struct endpoint {
 	bool removed; /* gone from the config: freed once empty */
 	bool paused;  /* no replicas, requests refused (503) until resumed */
 	bool zeroed;  /* scaled to zero by request: min_replica waits for the next request */
+	/* A new definition replaces running replicas: as many new ones as were
+	 * ready start at once (update_floor), and the state says updating until
+	 * one is ready, or updateFailed if they keep failing. */
+	bool updating, update_failed;
+	uint32_t update_floor;
+	int last_state; /* enum floe_endpoint_state last told to on_status; -1: none */
 	int pending_closes;
 	struct floe_metric *m_queue_depth;
 	struct floe_metric *m_replicas[4]; /* starting, ready, draining, warm_pool */
+	/* autoscaler gauges; NULL once the endpoint is removed (series gone) */
+	struct floe_metric *m_desired, *m_actual;
 	/* snapshot (snapshot.c) */
 	char snap_key[FLOE_SNAPSHOT_KEY_LEN + 1];
 	struct floe_snapshot_meta *snap; /* the usable snapshot, or NULL */
@@ -172,8 +186,8 @@ struct floe_req {
 	uint64_t deadline_ms;
 	uint64_t t_start_ns;
 	uint64_t hold_ns;
-	bool woke;  /* this request started the cold start */
-	bool probe; /* a GET of the endpoint's health route: not activity */
+	bool woke;       /* this request started the cold start */
+	bool probe;      /* a GET of the endpoint's health route: not activity */
 	bool strip_auth; /* the Authorization header was floe's token: not forwarded */
 	bool refused;    /* turned away by the token check: not activity */
 	bool cold_reported;

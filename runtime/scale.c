@@ -2,11 +2,12 @@
 
 struct floe_scale_decision floe_scale_decide(const struct floe_scale_input *in)
 {
-	struct floe_scale_decision d = { 0, 0 };
+	struct floe_scale_decision d = { 0, 0, 0 };
 	uint32_t active = in->ready + in->starting;
 	uint32_t demand = in->in_flight + in->held;
 	uint32_t max = in->max_replica > 0 ? in->max_replica : 1;
-	uint32_t min = in->min_replica < max ? in->min_replica : max;
+	uint32_t floor = in->min_replica > in->update_floor ? in->min_replica : in->update_floor;
+	uint32_t min = floor < max ? floor : max;
 	uint32_t want = active;
 
 	if (in->idle_expired && demand == 0) {
@@ -27,5 +28,6 @@ struct floe_scale_decision floe_scale_decide(const struct floe_scale_input *in)
 		want = max;
 	if (want > active)
 		d.start = want - active;
+	d.desired = want;
 	return d;
 }

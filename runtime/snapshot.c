@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -131,6 +132,46 @@ static void provide_cuda_checkpoint(struct floe_activator *a)
 	free(link);
 }
 
+/*
+ * CRIU's helpers (criu swrk) inherit floed's stdout and stderr, and `criu
+ * check` prints "Looks good." on stdout (CRIU's pr_msg): a line in floed's
+ * log that is not floed's (and not JSON under log_format: json). During
+ * the probe fds 1 and 2 are a memory file; what landed there is logged
+ * afterwards as floed's own debug lines. A record another thread writes
+ * meanwhile lands there too and is logged the same way (the ledger
+ * thread, at most, this early).
+ */
+static void criu_probe_quietly(struct floe_criu_caps *caps)
+{
+	int mem = memfd_create("floe-criu-probe", MFD_CLOEXEC);
+	int out_fd = mem >= 0 ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
+	int err_fd = out_fd >= 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : -1;
+	if (err_fd < 0 || dup2(mem, STDOUT_FILENO) < 0 || dup2(mem, STDERR_FILENO) < 0) {
+		if (out_fd >= 0)
+			dup2(out_fd, STDOUT_FILENO);
+		if (err_fd >= 0)
+			close(err_fd);
+		if (out_fd >= 0)
+			close(out_fd);
+		if (mem >= 0)
+			close(mem);
+		floe_criu_probe(caps);
+		return;
+	}
+	floe_criu_probe(caps);
+	dup2(out_fd, STDOUT_FILENO);
+	dup2(err_fd, STDERR_FILENO);
+	close(out_fd);
+	close(err_fd);
+	char out[8192];
+	ssize_t n = pread(mem, out, sizeof(out) - 1, 0);
+	close(mem);
+	out[n > 0 ? n : 0] = '\0';
+	char *save = NULL;
+	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		log_debug("criu: %s", line);
+}
+
 void floe__snap_init(struct floe_activator *a, bool enabled)
 {
 	if (!enabled) {
@@ -138,7 +179,7 @@ void floe__snap_init(struct floe_activator *a, bool enabled)
 		return;
 	}
 	provide_cuda_checkpoint(a);
-	floe_criu_probe(&a->criu);
+	criu_probe_quietly(&a->criu);
 	if (!a->criu.snapshots) {
 		log_warn("snapshots unavailable, cold starts will be fresh starts: %s",
 			 a->criu.why);
@@ -220,15 +261,17 @@ void floe__snap_endpoint_load(struct endpoint *ep)
 	if (rc < 0) {
 		free(m);
 		if (rc != -ENOENT) {
-			log_warn("%s: snapshot %.12s not used: %s; quarantined, the next fresh "
-				 "replica takes a new one",
-				 ep->cfg->name, ep->snap_key, err.msg);
+			log_ep_warn(ep->cfg->name,
+				    "snapshot %.12s not used: %s; quarantined, the next fresh "
+				    "replica takes a new one",
+				    ep->snap_key, err.msg);
 			quarantine_queue(ep, ep->snap_key, err.msg);
 		}
 		return;
 	}
-	log_info("%s: snapshot %.12s (%.1f MiB, taken from %s) will serve cold starts",
-		 ep->cfg->name, m->key, (double)m->image_bytes / 1048576.0, m->source_replica);
+	log_ep_info(ep->cfg->name,
+		    "snapshot %.12s (%.1f MiB, taken from %s) will serve cold starts", m->key,
+		    (double)m->image_bytes / 1048576.0, m->source_replica);
 	set_snap(ep, m);
 }
 
@@ -283,7 +326,7 @@ static void quarantine_done(uv_work_t *w, int status)
 {
 	struct quarantine_job *j = container_of(w, struct quarantine_job, work);
 	if (j->rc < 0 && j->rc != -ENOENT)
-		log_warn("%s: %s", j->ep->cfg->name, j->err.msg);
+		log_ep_warn(j->ep->cfg->name, "%s", j->err.msg);
 	j->ep->snap_jobs--;
 	floe__endpoint_dispatch(j->ep);
 	free(j->reason);
@@ -309,9 +352,10 @@ static void snapshot_quarantine(struct endpoint *ep, const char *key, const char
 {
 	if (!ep->snap || strcmp(ep->snap->key, key) != 0)
 		return; /* already dealt with (several restores failed at once) */
-	log_error("%s: snapshot %.12s quarantined: %s; cold starts are fresh until a new "
-		  "snapshot is taken",
-		  ep->cfg->name, key, reason);
+	log_ep_error(ep->cfg->name,
+		     "snapshot %.12s quarantined: %s; cold starts are fresh until a new "
+		     "snapshot is taken",
+		     key, reason);
 	set_snap(ep, NULL);
 	ep->snap_retry_ms = 0;
 	quarantine_queue(ep, key, reason);
@@ -323,7 +367,7 @@ void floe_activator_snapshot_removed(struct floe_activator *a, const char *key)
 	floe_list_for_each(pos, &a->endpoints) {
 		struct endpoint *ep = container_of(pos, struct endpoint, link);
 		if (ep->snap && strcmp(ep->snap->key, key) == 0) {
-			log_info("%s: snapshot %.12s removed by the operator", ep->cfg->name, key);
+			log_ep_info(ep->cfg->name, "snapshot %.12s removed by the operator", key);
 			set_snap(ep, NULL);
 			ep->snap_retry_ms = 0;
 		}
@@ -352,7 +396,7 @@ static void save_done(uv_work_t *w, int status)
 {
 	struct save_job *j = container_of(w, struct save_job, work);
 	if (j->rc < 0)
-		log_warn("%s: %s", j->ep->cfg->name, j->err.msg);
+		log_ep_warn(j->ep->cfg->name, "%s", j->err.msg);
 	j->ep->snap_jobs--;
 	floe_snapshot_meta_free(&j->meta);
 	struct endpoint *ep = j->ep;
@@ -410,7 +454,11 @@ static int restore_post(pid_t root, void *arg)
 	floe_error err;
 	floe_error_clear(&err);
 	if (floe_cgroup_add_tree(j->cg, root, &err) < 0) {
-		log_error("%s", err.msg);
+		/* A worker thread: the names come from the job's own copies (the
+		 * replica is referenced, its id fixed; the endpoint's config may
+		 * be replaced meanwhile). */
+		log_replica_error(j->meta.endpoint, j->r->id, "not moved into its cgroup: %s",
+				  err.msg);
 		j->post_failed = true;
 		return -1;
 	}
@@ -567,12 +615,13 @@ static void restore_done(uv_work_t *w, int status)
 		floe__replica_restored(r, j->pid, note);
 		if (j->pool && r->state == REPLICA_WARM) {
 			ep->pool_failures = 0;
-			log_info("%s: warm-pool replica %s ready (restored and frozen in %" PRIu64
-				 " ms)",
-				 ep->cfg->name, r->id, j->ms);
+			log_replica_info(ep->cfg->name, r->id,
+					 "ready in the warm pool (restored and frozen in %" PRIu64
+					 " ms)",
+					 j->ms);
 		}
 	} else {
-		log_error("%s: restore of replica %s failed: %s", ep->cfg->name, r->id, j->err.msg);
+		log_replica_error(ep->cfg->name, r->id, "restore failed: %s", j->err.msg);
 		if (ep->snap && strcmp(ep->snap->key, j->meta.key) == 0) {
 			ep->snap->restore_failures++;
 			if (!j->damaged)
@@ -619,7 +668,7 @@ static void restore_start(struct replica *r, bool pool)
 	r->proc.data = r;
 	if (rc < 0) {
 		/* Not the snapshot's fault (no fds, a full disk): start fresh. */
-		log_error("%s: restore of %s: %s", ep->cfg->name, r->id, err.msg);
+		log_replica_error(ep->cfg->name, r->id, "restore not prepared: %s", err.msg);
 		restore_job_free(j);
 		if (pool) {
 			pool_release(r);
@@ -630,9 +679,8 @@ static void restore_start(struct replica *r, bool pool)
 	}
 	r->refs++;
 	ep->snap_jobs++;
-	log_info("%s: %s replica %s from snapshot %.12s%s", ep->cfg->name,
-		 pool ? "restoring warm-pool" : "restoring", r->id, ep->snap->key,
-		 j->lazy ? " (lazy pages)" : "");
+	log_replica_info(ep->cfg->name, r->id, "restoring from snapshot %.12s%s%s", ep->snap->key,
+			 j->lazy ? " (lazy pages)" : "", pool ? " for the warm pool" : "");
 	uv_queue_work(a->loop, &j->work, restore_work, restore_done);
 }
 
@@ -654,8 +702,8 @@ struct replica *floe__snap_take_warm(struct endpoint *ep)
 		floe_error err;
 		floe_error_clear(&err);
 		if (floe_cgroup_thaw(r->cg, THAW_TIMEOUT_MS, &err) < 0) {
-			log_error("%s: thaw of warm-pool replica %s failed: %s", ep->cfg->name,
-				  r->id, err.msg);
+			log_replica_error(ep->cfg->name, r->id,
+					  "thaw from the warm pool failed: %s", err.msg);
 			floe__replica_drain(r);
 			continue;
 		}
@@ -664,8 +712,8 @@ struct replica *floe__snap_take_warm(struct endpoint *ep)
 		r->kind = COLD_WARM_POOL;
 		r->spawned_ns = t0;
 		floe__endpoint_set_state(ep, r, REPLICA_STARTING);
-		log_info("%s: thawed warm-pool replica %s in %.2f ms", ep->cfg->name, r->id,
-			 ms_since(t0));
+		log_replica_info(ep->cfg->name, r->id, "thawed from the warm pool in %.2f ms",
+				 ms_since(t0));
 		/* The refill waits for this replica's first answer (or its end):
 		 * a CRIU restore started now would compete with the request that
 		 * woke the endpoint for the CPU (scripts/bench/snapshot: thaw to
@@ -688,10 +736,10 @@ void floe__snap_refill(struct endpoint *ep)
 	uint64_t bytes = ep->snap->pages_bytes ? ep->snap->pages_bytes : ep->snap->image_bytes;
 	while (ep->n_warm < ep->cfg->warm_pool_size) {
 		if (a->warm_pool_memory && a->warm_bytes + bytes > a->warm_pool_memory) {
-			log_warn("%s: warm pool at %u of %u: warm_pool_memory (%" PRIu64
-				 " MiB) is used up",
-				 ep->cfg->name, ep->n_warm, ep->cfg->warm_pool_size,
-				 a->warm_pool_memory >> 20);
+			log_ep_warn(ep->cfg->name,
+				    "warm pool at %u of %u: warm_pool_memory (%" PRIu64
+				    " MiB) is used up",
+				    ep->n_warm, ep->cfg->warm_pool_size, a->warm_pool_memory >> 20);
 			return;
 		}
 		struct replica *r = floe__replica_new_pooled(ep);
@@ -789,17 +837,19 @@ static void dump_done(uv_work_t *w, int status)
 	r->snap_wait = false;
 	count_op(ep, "dump", j->rc == 0);
 	if (j->rc == 0 && strcmp(j->meta.key, ep->snap_key) == 0) {
-		log_info("%s: snapshot %.12s taken from %s: %.1f MiB, engine frozen %" PRIu64 " ms",
-			 ep->cfg->name, j->meta.key, r->id, (double)j->meta.image_bytes / 1048576.0,
-			 j->meta.dump_ms);
+		log_replica_info(ep->cfg->name, r->id,
+				 "gave snapshot %.12s: %.1f MiB, engine frozen %" PRIu64 " ms",
+				 j->meta.key, (double)j->meta.image_bytes / 1048576.0,
+				 j->meta.dump_ms);
 		struct floe_snapshot_meta *m = xcalloc(1, sizeof(*m));
 		*m = j->meta;
 		j->meta.files = NULL;
 		set_snap(ep, m);
 	} else if (j->rc < 0) {
-		log_error("%s: snapshot of %s failed, cold starts stay fresh (next attempt in %d "
-			  "min): %s",
-			  ep->cfg->name, r->id, DUMP_RETRY_MS / 60000, j->err.msg);
+		log_replica_error(ep->cfg->name, r->id,
+				  "snapshot failed, cold starts stay fresh (next attempt in %d "
+				  "min): %s",
+				  DUMP_RETRY_MS / 60000, j->err.msg);
 		ep->snap_retry_ms = floe_now_ms() + DUMP_RETRY_MS;
 	}
 	/* After the lines above: a stop asked for during the dump happens now. */
@@ -850,7 +900,7 @@ void floe__snap_on_idle(struct replica *r)
 	}
 	r->refs++;
 	ep->snap_jobs++;
-	log_info("%s: taking a snapshot of %s", ep->cfg->name, r->id);
+	log_replica_info(ep->cfg->name, r->id, "being snapshotted");
 	uv_queue_work(a->loop, &j->work, dump_work, dump_done);
 }
 
@@ -895,14 +945,15 @@ static void warmup_finish(struct warmup *wu, bool ok, const char *why)
 	uv_close((uv_handle_t *)&wu->timer, warmup_closed);
 	ep->snap_jobs--;
 	if (!ok) {
-		log_warn("%s: warm-up request to %s failed (%s): no snapshot; next attempt in %d "
-			 "min",
-			 ep->cfg->name, r->id, why, DUMP_RETRY_MS / 60000);
+		log_replica_warn(ep->cfg->name, r->id,
+				 "warm-up request failed (%s): no snapshot; next attempt in %d "
+				 "min",
+				 why, DUMP_RETRY_MS / 60000);
 		ep->snap_busy = false;
 		ep->snap_retry_ms = floe_now_ms() + DUMP_RETRY_MS;
 	} else {
-		log_info("%s: warm-up of %s answered %d in %.0f ms", ep->cfg->name, r->id,
-			 wu->status, ms_since(wu->t0_ns));
+		log_replica_info(ep->cfg->name, r->id, "warm-up answered %d in %.0f ms", wu->status,
+				 ms_since(wu->t0_ns));
 		r->snap_wait = true;
 		floe__snap_on_idle(r);
 	}

@@ -498,8 +498,8 @@ struct floe_usage_replica *floe_usage_replica_start(struct floe_usage *u,
 		memcpy(rec.prices.per_hour_micro, price->per_hour_micro,
 		       sizeof(rec.prices.per_hour_micro));
 	else if (u->billing.n_prices > 0)
-		log_warn("%s: billing: no price for instance type '%s'; replica %s is billed at 0",
-			 ep->name, itype, replica_id);
+		log_replica_warn(ep->name, replica_id,
+				 "billing: no price for instance type '%s'; billed at 0", itype);
 	emit(u, ur->name, ++ur->seq, &rec);
 	return ur;
 }

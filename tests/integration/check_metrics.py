@@ -13,11 +13,15 @@ python3-prometheus-client, installed by scripts/deps), then checked:
   histogram {endpoint}, floe_cold_starts_total counter {endpoint, kind},
   floe_cold_start_duration_seconds histogram {endpoint, kind}, floe_replicas
   gauge {endpoint, state} (every endpoint: one sample each for starting,
-  ready and draining), floe_queue_depth gauge {endpoint};
+  ready and draining), floe_queue_depth gauge {endpoint}, floe_endpoint_info
+  gauge {endpoint, namespace, type}, floe_autoscaler_desired_replicas and
+  floe_autoscaler_actual_replicas gauges {endpoint};
 - values are consistent: counts are whole and non-negative, histogram
   buckets are cumulative up to +Inf == _count, _sum >= 0; per endpoint the
   requests counted by code add up to the duration histogram's _count; per
   endpoint and kind, cold starts equal the cold-start histogram's _count;
+  floe_endpoint_info is 1, once per endpoint, and the autoscaler gauges
+  have exactly its endpoints, each of which also has floe_replicas;
 - --expect SERIES=VALUE: the sample SERIES (name{label="value",...}, labels
   as a whole set, in any order) is present and equals VALUE;
   --min SERIES=VALUE: present and at least VALUE.
@@ -45,11 +49,15 @@ REQUIRED = {
     "floe_cold_start_duration_seconds": ("histogram", {"endpoint", "kind"}),
     "floe_replicas": ("gauge", {"endpoint", "state"}),
     "floe_queue_depth": ("gauge", {"endpoint"}),
+    "floe_endpoint_info": ("gauge", {"endpoint", "namespace", "type"}),
+    "floe_autoscaler_desired_replicas": ("gauge", {"endpoint"}),
+    "floe_autoscaler_actual_replicas": ("gauge", {"endpoint"}),
 }
 LABEL_VALUES = {
     ("floe_cold_starts_total", "kind"): {"fresh", "restore", "warm_pool"},
     ("floe_cold_start_duration_seconds", "kind"): {"fresh", "restore", "warm_pool"},
     ("floe_replicas", "state"): {"starting", "ready", "draining", "warm_pool"},
+    ("floe_endpoint_info", "type"): {"public", "authenticated", "private"},
 }
 SERIES_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$')
 LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -267,6 +275,29 @@ def main(argv):
             if queued != set(states):
                 problem("floe_queue_depth has endpoints %s, floe_replicas %s"
                         % (sorted(queued), sorted(states)))
+
+    if "floe_endpoint_info" in found:
+        info = {}
+        for labels, v in found["floe_endpoint_info"].items():
+            d = dict(labels)
+            if v != 1:
+                problem("floe_endpoint_info%s is %g, want 1" % (d, v))
+            if not d["namespace"]:
+                problem("floe_endpoint_info%s: empty namespace" % d)
+            if d["endpoint"] in info:
+                problem("floe_endpoint_info: endpoint %r twice (%s and %s)"
+                        % (d["endpoint"], info[d["endpoint"]], d))
+            info[d["endpoint"]] = d
+        for key in ("floe_autoscaler_desired_replicas", "floe_autoscaler_actual_replicas"):
+            if key in found:
+                eps = {dict(k)["endpoint"] for k in found[key]}
+                if eps != set(info):
+                    problem("%s has endpoints %s, floe_endpoint_info %s"
+                            % (key, sorted(eps), sorted(info)))
+        if "floe_replicas" in found:
+            with_replicas = {dict(k)["endpoint"] for k in found["floe_replicas"]}
+            for ep in sorted(set(info) - with_replicas):
+                problem("endpoint %r has floe_endpoint_info but no floe_replicas" % ep)
 
     for how, (name, labels), text_series, want in expects:
         got = samples.get((name, labels))

@@ -52,10 +52,12 @@ static void run_free(struct run *r)
 
 /*
  * Run floe with args (NULL-terminated), FLOE_URL set to url (unset when
- * NULL) and FLOE_TOKEN unset, in directory cwd (NULL: inherited). Captures
- * stdout and stderr separately. At most 60 s, then SIGKILL.
+ * NULL) and FLOE_TOKEN set to token (unset when NULL), in directory cwd
+ * (NULL: inherited). Captures stdout and stderr separately. At most 60 s,
+ * then SIGKILL.
  */
-static void floe_runv(struct run *r, const char *url, const char *cwd, const char *const *args)
+static void floe_runv_tok(struct run *r, const char *url, const char *token, const char *cwd,
+			  const char *const *args)
 {
 	memset(r, 0, sizeof(*r));
 	const char *build = getenv("FLOE_BUILD_DIR");
@@ -82,7 +84,10 @@ static void floe_runv(struct run *r, const char *url, const char *cwd, const cha
 			setenv("FLOE_URL", url, 1);
 		else
 			unsetenv("FLOE_URL");
-		unsetenv("FLOE_TOKEN");
+		if (token)
+			setenv("FLOE_TOKEN", token, 1);
+		else
+			unsetenv("FLOE_TOKEN");
 		if (cwd && chdir(cwd) != 0)
 			_exit(126);
 		execv(exe_abs, (char *const *)argv);
@@ -137,10 +142,20 @@ static void floe_runv(struct run *r, const char *url, const char *cwd, const cha
 		  args[0] ? args[0] : "", r->err);
 }
 
+static void floe_runv(struct run *r, const char *url, const char *cwd, const char *const *args)
+{
+	floe_runv_tok(r, url, NULL, cwd, args);
+}
+
 #define floe_run(r, url, ...)                                          \
 	do {                                                           \
 		const char *const run__args[] = { __VA_ARGS__, NULL }; \
 		floe_runv((r), (url), NULL, run__args);                \
+	} while (0)
+#define floe_run_tok(r, url, token, ...)                               \
+	do {                                                           \
+		const char *const run__args[] = { __VA_ARGS__, NULL }; \
+		floe_runv_tok((r), (url), (token), NULL, run__args);   \
 	} while (0)
 
 /* The control plane's base URL of f (no trailing slash). */
@@ -314,14 +329,22 @@ static void *one_shot_main(void *arg)
 	if (c < 0)
 		return NULL;
 	char buf[4096];
-	while (!s->request.data || !strstr(s->request.data, "\r\n\r\n")) {
+	/* The head, then as much body as its Content-Length says. */
+	size_t want = SIZE_MAX;
+	while (s->request.len < want) {
 		p.fd = c;
 		if (poll(&p, 1, 30000) <= 0)
 			break;
 		ssize_t n = read(c, buf, sizeof(buf));
 		if (n <= 0)
 			break;
-		floe_buf_append(&s->request, buf, (size_t)n);
+		floe_buf_append(&s->request, buf, (size_t)n); /* NUL-terminated */
+		const char *end = strstr(s->request.data, "\r\n\r\n");
+		if (end && want == SIZE_MAX) {
+			const char *cl = strcasestr(s->request.data, "\r\nContent-Length:");
+			size_t body = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+			want = (size_t)(end + 4 - s->request.data) + body;
+		}
 	}
 	size_t len = strlen(s->response), off = 0;
 	while (off < len) {
@@ -920,4 +943,576 @@ Test(cli, token_new_usage_errors_exit_2)
 	floe_run(&r, NULL, "help");
 	cr_expect(strstr(r.out, "token new"), "help does not list token new:\n%s", r.out);
 	run_free(&r);
+}
+
+/* --- floe endpoint ... and floe replicas (issue 5) --------------------------- */
+
+#define COLD(ep) "floe_cold_starts_total{endpoint=\"" ep "\",kind=\"fresh\"}"
+
+/* status.state of ns/name through the API ("?" when it cannot be read). */
+static char ep_state_buf[64];
+static const char *ep_state(struct floed *f, const char *name)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/v2/endpoint/default/%s", name);
+	struct http_resp hr;
+	http_get(floed_api_url(f, path), &hr);
+	json_t *o = hr.status == 200 ? http_json(&hr) : NULL;
+	const char *s = json_string_value(json_object_get(json_object_get(o, "status"), "state"));
+	snprintf(ep_state_buf, sizeof(ep_state_buf), "%s", s ? s : "?");
+	json_decref(o);
+	http_resp_free(&hr);
+	return ep_state_buf;
+}
+
+Test(cli, endpoint_usage_errors_exit_2_before_any_request)
+{
+	/* Nothing listens at this URL: each is refused before a request. */
+	static const char *const bad[][8] = {
+		{ "endpoint", "describe", NULL },
+		{ "endpoint", "create", NULL },
+		{ "endpoint", "create", "x", "--min-replica", "two", NULL },
+		{ "endpoint", "create", "x", "--env", "NOVALUE", NULL },
+		{ "endpoint", "create", "x", "--type", "secret", NULL },
+		{ "endpoint", "create", "x", "--timeout", "5", NULL },
+		{ "endpoint", "create", "x", "--wait", "--timeout", "soon", NULL },
+		{ "endpoint", "create", "x", "--engine", "custom", NULL },
+		{ "endpoint", "create", "x", "--from-file", "b.json", "--port", "1", NULL },
+		{ "endpoint", "update", "x", NULL },
+		{ "endpoint", "wait", "a", "b", NULL },
+		{ "endpoint", "logs", "x", "--tail", "-3", NULL },
+		{ "endpoint", "frob", "x", NULL },
+		{ "replicas", NULL },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct run r;
+		floe_runv(&r, "http://127.0.0.1:1", NULL, bad[i]);
+		cr_expect_eq(r.code, 2, "floe %s %s %s %s: exit %d: %s", bad[i][0], bad[i][1],
+			     bad[i][2] ? bad[i][2] : "", bad[i][2] && bad[i][3] ? bad[i][3] : "",
+			     r.code, r.err);
+		cr_expect(strstr(r.err, "usage:"), "no usage line: %s", r.err);
+		cr_expect_str_empty(r.out);
+		run_free(&r);
+	}
+	/* A secret's value is never quoted back, not even in a usage error. */
+	struct run r;
+	floe_run(&r, "http://127.0.0.1:1", "endpoint", "create", "x", "--secret", "s3cretvalue");
+	cr_expect_eq(r.code, 2);
+	cr_expect(!strstr(r.err, "s3cretvalue"), "%s", r.err);
+	run_free(&r);
+
+	floe_run(&r, NULL, "help");
+	const char *want[] = { "endpoint ls",
+			       "endpoint describe",
+			       "endpoint create",
+			       "endpoint update",
+			       "endpoint pause",
+			       "endpoint resume",
+			       "endpoint scale-to-zero",
+			       "endpoint delete",
+			       "endpoint wait",
+			       "endpoint logs",
+			       "replicas" };
+	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++)
+		cr_expect(strstr(r.out, want[i]), "help does not list %s:\n%s", want[i], r.out);
+	cr_expect(strstr(r.out, "4 endpoint wait timed out"), "%s", r.out);
+	run_free(&r);
+	floe_run(&r, NULL, "help", "endpoint", "create");
+	cr_expect_eq(r.code, 0);
+	const char *flags[] = { "--engine",       "--repository",  "--revision",
+				"--task",         "--framework",   "--type",
+				"--min-replica",  "--max-replica", "--scale-to-zero-timeout",
+				"--env",          "--secret",      "--port",
+				"--health-route", "--command",     "--arg",
+				"--from-file",    "--wait",        "--timeout" };
+	for (size_t i = 0; i < sizeof(flags) / sizeof(*flags); i++)
+		cr_expect(strstr(r.out, flags[i]), "help endpoint create lacks %s", flags[i]);
+	run_free(&r);
+}
+
+/* The body of a request the one-shot server recorded, parsed. */
+static json_t *request_body(const struct one_shot *s)
+{
+	const char *b = strstr(s->request.data, "\r\n\r\n");
+	cr_assert(b, "no request head: %s", s->request.data);
+	json_error_t jerr;
+	json_t *v = json_loads(b + 4, 0, &jerr);
+	cr_assert(v, "the body is not JSON (%s): %s", jerr.text, b + 4);
+	return v;
+}
+
+#define ONE_EP_JSON                                                                      \
+	"{\"name\":\"chat\",\"namespace\":\"team\",\"type\":\"public\","                 \
+	"\"healthRoute\":\"/healthz\",\"model\":{\"repository\":\"org/m\","              \
+	"\"image\":{\"vLLM\":{\"port\":8001}},\"secrets\":{\"HF\":\"***\"}},"            \
+	"\"compute\":{\"scaling\":{\"minReplica\":0,\"maxReplica\":2}},"                 \
+	"\"status\":{\"state\":\"scaledToZero\",\"message\":\"\",\"url\":null,"          \
+	"\"readyReplica\":0,\"targetReplica\":0,\"createdAt\":\"2026-01-01T00:00:00Z\"," \
+	"\"updatedAt\":\"2026-01-01T00:00:00Z\"}}"
+
+Test(cli, endpoint_create_sends_hugging_faces_body_and_update_a_merge_patch)
+{
+	char *resp = xasprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+			       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			       strlen(ONE_EP_JSON), ONE_EP_JSON);
+	struct one_shot s;
+	one_shot_start(&s, resp);
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+	struct run r;
+	floe_run(&r, url, "endpoint", "create", "chat", "--namespace", "team", "--engine", "vllm",
+		 "--repo", "org/m", "--revision", "abc", "--task", "text-generation", "--framework",
+		 "pytorch", "--type", "public", "--min-replica", "0", "--max-replica", "2",
+		 "--scale-to-zero-timeout", "15", "--scaling-threshold", "1.5", "--env", "A=1",
+		 "--env", "B=x=y", "--secret", "HF=s3cr3t-hf", "--port", "8001", "--health-route",
+		 "/healthz", "--arg", "--dtype", "--arg", "bf16", "--accelerator", "gpu",
+		 "--instance-size", "x2");
+	one_shot_stop(&s);
+	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_expect(strncmp(s.request.data, "POST /v2/endpoint/team HTTP/1.1\r\n", 33) == 0,
+		  "request: %s", s.request.data);
+	cr_expect(strcasestr(s.request.data, "\r\nContent-Type: application/json\r\n"), "%s",
+		  s.request.data);
+	json_t *got = request_body(&s);
+	json_t *want = json_loads(
+		"{\"name\":\"chat\",\"type\":\"public\","
+		"\"compute\":{\"accelerator\":\"gpu\",\"instanceSize\":\"x2\",\"scaling\":"
+		"{\"minReplica\":0,\"maxReplica\":2,\"scaleToZeroTimeout\":15,"
+		"\"measure\":{\"pendingRequests\":1.5}}},"
+		"\"model\":{\"repository\":\"org/m\",\"revision\":\"abc\",\"task\":"
+		"\"text-generation\",\"framework\":\"pytorch\",\"image\":{\"vLLM\":"
+		"{\"port\":8001,\"healthRoute\":\"/healthz\"}},\"env\":{\"A\":\"1\",\"B\":\"x=y\"},"
+		"\"secrets\":{\"HF\":\"s3cr3t-hf\"},\"args\":[\"--dtype\",\"bf16\"]}}",
+		0, NULL);
+	cr_assert(want);
+	char *g = json_dumps(got, JSON_SORT_KEYS);
+	cr_expect(json_equal(got, want), "body sent: %s", g);
+	free(g);
+	json_decref(want);
+	json_decref(got);
+	/* The view of floed's answer; the secret is not in it. */
+	cr_expect(strstr(r.out, "state:         scaledToZero\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "engine:        vllm (health route /healthz)\n"), "%s", r.out);
+	cr_expect(!strstr(r.out, "s3cr3t") && !strstr(r.err, "s3cr3t"));
+	run_free(&r);
+	floe_buf_destroy(&s.request);
+
+	/* A sim custom image: the preset goes in custom.url; the defaults are
+	 * authenticated and the repository named like the endpoint. */
+	one_shot_start(&s, resp);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+	floe_run(&r, url, "endpoint", "create", "chat", "--namespace", "team", "--engine", "sim",
+		 "--command", "/usr/bin/env", "--command", "floe-sim");
+	one_shot_stop(&s);
+	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	got = request_body(&s);
+	want = json_loads("{\"name\":\"chat\",\"type\":\"authenticated\",\"model\":{"
+			  "\"repository\":\"chat\",\"image\":{\"custom\":{\"url\":\"sim\"}},"
+			  "\"command\":[\"/usr/bin/env\",\"floe-sim\"]}}",
+			  0, NULL);
+	g = json_dumps(got, JSON_SORT_KEYS);
+	cr_expect(json_equal(got, want), "body sent: %s", g);
+	free(g);
+	json_decref(want);
+	json_decref(got);
+	run_free(&r);
+	floe_buf_destroy(&s.request);
+
+	/* update sends only what was given. */
+	one_shot_start(&s, resp);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+	floe_run(&r, url, "endpoint", "update", "chat", "--namespace", "team", "--max-replica", "3",
+		 "--env", "C=3");
+	one_shot_stop(&s);
+	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_expect(strncmp(s.request.data, "PUT /v2/endpoint/team/chat HTTP/1.1\r\n", 37) == 0,
+		  "request: %s", s.request.data);
+	got = request_body(&s);
+	want = json_loads("{\"compute\":{\"scaling\":{\"maxReplica\":3}},"
+			  "\"model\":{\"env\":{\"C\":\"3\"}}}",
+			  0, NULL);
+	g = json_dumps(got, JSON_SORT_KEYS);
+	cr_expect(json_equal(got, want), "patch sent: %s", g);
+	free(g);
+	json_decref(want);
+	json_decref(got);
+	run_free(&r);
+	floe_buf_destroy(&s.request);
+	free(resp);
+}
+
+Test(cli, endpoint_create_wait_ls_describe_update_pause_resume_delete)
+{
+	struct floed *f = floed_start("");
+	char *url = api_base(f);
+	struct run r;
+	floe_run(&r, url, "endpoint", "create", "cli-ep", "--engine", "sim", "--min-replica", "1",
+		 "--max-replica", "1", "--env", "SIM_X=1", "--secret", "HF_TOKEN=hf_s3cret",
+		 "--wait", "--timeout", "60");
+	cr_assert_eq(r.code, 0, "create --wait: exit %d: %s", r.code, r.err);
+	cr_expect(strstr(r.out, "name:          cli-ep\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "state:         running\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "secrets:       HF_TOKEN=***\n"), "%s", r.out);
+	cr_expect(!strstr(r.out, "hf_s3cret") && !strstr(r.err, "hf_s3cret"));
+	/* Progress: the states it went through, with the time, then ready. */
+	cr_expect(strstr(r.err, "cli-ep: initializing (") || strstr(r.err, "cli-ep: running ("),
+		  "no progress: %s", r.err);
+	cr_expect(strstr(r.err, "cli-ep: ready ("), "no ready line: %s", r.err);
+	run_free(&r);
+
+	floe_run(&r, url, "endpoint", "ls");
+	cr_expect_eq(r.code, 0, "ls: exit %d: %s", r.code, r.err);
+	cr_expect(strncmp(r.out, "NAME    STATE    READY/TARGET  ENGINE  TYPE", 43) == 0,
+		  "header: %s", r.out);
+	char *line = line_with(r.out, "cli-ep ");
+	cr_expect(line && strstr(line, " running ") && strstr(line, " 1/1 ") &&
+			  strstr(line, " sim ") && strstr(line, " authenticated ") &&
+			  strstr(line, "/endpoints/cli-ep"),
+		  "ls line: %s", line ? line : r.out);
+	free(line);
+	run_free(&r);
+
+	floe_run(&r, url, "endpoint", "describe", "cli-ep", "--json");
+	cr_expect_eq(r.code, 0, "describe --json: exit %d: %s", r.code, r.err);
+	json_t *v = json_loads(r.out, 0, NULL);
+	cr_assert(v, "describe --json does not parse: %s", r.out);
+	cr_expect_str_eq(json_string_value(json_object_get(v, "name")), "cli-ep");
+	json_t *st = json_object_get(v, "status");
+	cr_expect_str_eq(json_string_value(json_object_get(st, "state")), "running");
+	cr_expect(json_is_string(json_object_get(st, "url")));
+	cr_expect(json_is_string(json_object_get(v, "healthRoute")));
+	json_t *sc = json_object_get(json_object_get(v, "compute"), "scaling");
+	cr_expect_eq(json_integer_value(json_object_get(sc, "maxReplica")), 1);
+	cr_expect_str_eq(
+		json_string_value(json_object_get(
+			json_object_get(json_object_get(v, "model"), "secrets"), "HF_TOKEN")),
+		"***");
+	json_decref(v);
+	run_free(&r);
+
+	/* update changes only what it is given. */
+	floe_run(&r, url, "endpoint", "update", "cli-ep", "--max-replica", "3", "--json");
+	cr_expect_eq(r.code, 0, "update: exit %d: %s", r.code, r.err);
+	v = json_loads(r.out, 0, NULL);
+	sc = json_object_get(json_object_get(v, "compute"), "scaling");
+	cr_expect_eq(json_integer_value(json_object_get(sc, "maxReplica")), 3, "%s", r.out);
+	cr_expect_eq(json_integer_value(json_object_get(sc, "minReplica")), 1, "%s", r.out);
+	json_decref(v);
+	run_free(&r);
+	struct http_resp hr;
+	http_get(floed_api_url(f, "/v2/endpoint/default/cli-ep"), &hr);
+	v = http_json(&hr);
+	sc = json_object_get(json_object_get(v, "compute"), "scaling");
+	cr_expect_eq(json_integer_value(json_object_get(sc, "maxReplica")), 3);
+	cr_expect_str_eq(json_string_value(json_object_get(
+				 json_object_get(json_object_get(v, "model"), "env"), "SIM_X")),
+			 "1", "--env not kept by the update");
+	json_decref(v);
+	http_resp_free(&hr);
+
+	/* pause: state paused, the data plane answers 503 and does not wake it. */
+	floe_run(&r, url, "endpoint", "pause", "cli-ep");
+	cr_expect_eq(r.code, 0, "pause: exit %d: %s", r.code, r.err);
+	cr_expect_str_eq(r.out, "cli-ep: paused\n");
+	run_free(&r);
+	cr_expect_str_eq(ep_state(f, "cli-ep"), "paused");
+	cr_assert(WAIT_UNTIL(floed_metric0(f, READY("cli-ep")) == 0, 15000));
+	cr_expect_eq(http_status("POST", floed_url(f, "/endpoints/cli-ep/generate"),
+				 "{\"inputs\":\"x\"}"),
+		     503);
+
+	/* resume; again is floed's "already running", exit 1. */
+	floe_run(&r, url, "endpoint", "resume", "cli-ep");
+	cr_expect_eq(r.code, 0, "resume: exit %d: %s", r.code, r.err);
+	run_free(&r);
+	floe_run(&r, url, "endpoint", "resume", "cli-ep");
+	cr_expect_eq(r.code, 1, "resume twice: exit %d", r.code);
+	cr_expect(strstr(r.err, "already running") && strstr(r.err, "(HTTP 400)\n"), "%s", r.err);
+	cr_expect_str_empty(r.out);
+	run_free(&r);
+	floe_run(&r, url, "endpoint", "wait", "cli-ep", "--timeout", "60");
+	cr_expect_eq(r.code, 0, "wait after resume: exit %d: %s", r.code, r.err);
+	cr_expect(strstr(r.out, "/endpoints/cli-ep\n"), "wait prints the URL: %s", r.out);
+	run_free(&r);
+
+	/* A value floed refuses: its 400 names the field. */
+	floe_run(&r, url, "endpoint", "create", "bad-ep", "--engine", "sim", "--min-replica", "3",
+		 "--max-replica", "1");
+	cr_expect_eq(r.code, 1, "exit %d", r.code);
+	cr_expect(strstr(r.err, "compute.scaling.maxReplica") && strstr(r.err, "(HTTP 400)\n"),
+		  "%s", r.err);
+	run_free(&r);
+
+	/* delete asks nothing; then describe is floed's 404. */
+	floe_run(&r, url, "endpoint", "delete", "cli-ep");
+	cr_expect_eq(r.code, 0, "delete: exit %d: %s", r.code, r.err);
+	cr_expect_str_eq(r.out, "deleted cli-ep\n");
+	run_free(&r);
+	floe_run(&r, url, "endpoint", "describe", "cli-ep");
+	cr_expect_eq(r.code, 1);
+	cr_expect(strncmp(r.err, "floe: ", 6) == 0 && strstr(r.err, "(HTTP 404)\n"), "%s", r.err);
+	cr_expect_str_empty(r.out);
+	run_free(&r);
+	floe_run(&r, url, "endpoint", "ls");
+	cr_expect_eq(r.code, 0);
+	cr_expect(!strstr(r.out, "cli-ep"), "still listed: %s", r.out);
+	run_free(&r);
+	free(url);
+	FLOED_STOP_OK(f);
+}
+
+Test(cli, endpoint_wait_on_a_scaled_to_zero_endpoint_times_out_without_waking_it)
+{
+	struct floed *f = floed_start("");
+	char *url = api_base(f);
+	struct run r;
+	floe_run(&r, url, "endpoint", "create", "zero-ep", "--engine", "sim", "--json");
+	cr_assert_eq(r.code, 0, "create: exit %d: %s", r.code, r.err);
+	run_free(&r);
+	/* One request wakes it; scale-to-zero stops it again. */
+	cr_assert_eq(http_status("POST", floed_url(f, "/endpoints/zero-ep/generate"),
+				 "{\"inputs\":\"x\"}"),
+		     200);
+	cr_assert_eq(floed_metric0(f, COLD("zero-ep")), 1);
+	floe_run(&r, url, "endpoint", "scale-to-zero", "zero-ep");
+	cr_expect_eq(r.code, 0, "scale-to-zero: exit %d: %s", r.code, r.err);
+	cr_expect(strncmp(r.out, "zero-ep: ", 9) == 0, "%s", r.out);
+	run_free(&r);
+	cr_assert(WAIT_UNTIL(strcmp(ep_state(f, "zero-ep"), "scaledToZero") == 0, 15000),
+		  "state %s", ep_state_buf);
+
+	cr_assert(WAIT_UNTIL(n_inits(f) == 0, 15000), "the replica did not stop");
+
+	floe_run(&r, url, "endpoint", "wait", "zero-ep", "--timeout", "2");
+	cr_expect_eq(r.code, 4, "wait: exit %d: %s", r.code, r.err);
+	cr_expect(strstr(r.err, "zero-ep: scaledToZero ("), "%s", r.err);
+	cr_expect(strstr(r.err, "floe: zero-ep is not ready after "), "%s", r.err);
+	cr_expect_str_empty(r.out);
+	run_free(&r);
+	/* Not woken: no new cold start, no replica. */
+	cr_expect_eq(floed_metric0(f, COLD("zero-ep")), 1, "wait woke the endpoint");
+	cr_expect_eq(floed_metric0(f, READY("zero-ep")), 0);
+	cr_expect_str_eq(ep_state(f, "zero-ep"), "scaledToZero");
+	cr_expect_eq(n_inits(f), 0, "a replica process runs");
+
+	/* create --wait on it (min 0) also times out, and says why. */
+	floe_run(&r, url, "endpoint", "create", "zero-2", "--engine", "sim", "--wait", "--timeout",
+		 "1");
+	cr_expect_eq(r.code, 4, "create --wait: exit %d: %s", r.code, r.err);
+	cr_expect(strstr(r.err, "waiting does not wake it"), "%s", r.err);
+	cr_expect(strstr(r.out, "state:         scaledToZero\n"), "%s", r.out);
+	run_free(&r);
+	cr_expect_eq(floed_metric0(f, COLD("zero-2")), 0);
+	free(url);
+	FLOED_STOP_OK(f);
+}
+
+/* An engine that prints a line for each request it gets (the logs route
+ * streams what engines write). argv[1]: its port. */
+static const char line_engine_py[] =
+	"#!/usr/bin/python3\n"
+	"import http.server, sys\n"
+	"class H(http.server.BaseHTTPRequestHandler):\n"
+	"    def log_message(self, *a):\n"
+	"        pass\n"
+	"    def do_GET(self):\n"
+	"        if self.path != '/health':\n"
+	"            print('engine got ' + self.path, flush=True)\n"
+	"        self.send_response(200)\n"
+	"        self.send_header('Content-Length', '2')\n"
+	"        self.end_headers()\n"
+	"        self.wfile.write(b'ok')\n"
+	"    do_POST = do_GET\n"
+	"print('engine line 1', flush=True)\n"
+	"print('engine line 2', flush=True)\n"
+	"print('engine line 3', flush=True)\n"
+	"http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n";
+
+/* floe args in the background, stdout into a pipe (*out_fd, non-blocking). */
+static pid_t floe_spawn(const char *url, const char *const *args, int *out_fd)
+{
+	const char *build = getenv("FLOE_BUILD_DIR");
+	cr_assert(build);
+	char *exe = xasprintf("%s/floe", build);
+	int po[2];
+	cr_assert(pipe2(po, O_CLOEXEC) == 0);
+	size_t n = 0;
+	while (args[n])
+		n++;
+	const char **argv = xcalloc(n + 2, sizeof(char *));
+	argv[0] = "floe";
+	for (size_t i = 0; i < n; i++)
+		argv[i + 1] = args[i];
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(po[1], 1);
+		setenv("FLOE_URL", url, 1);
+		unsetenv("FLOE_TOKEN");
+		execv(exe, (char *const *)argv);
+		_exit(127);
+	}
+	free(argv);
+	free(exe);
+	close(po[1]);
+	fcntl(po[0], F_SETFL, O_NONBLOCK);
+	*out_fd = po[0];
+	return pid;
+}
+
+/* Whatever fd has now, appended to b (floe_buf keeps it NUL-terminated). */
+static void drain_fd(int fd, struct floe_buf *b)
+{
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		floe_buf_append(b, buf, (size_t)n);
+	floe_buf_append(b, "", 0); /* data is never NULL after this */
+}
+
+/* floe endpoint logs logs-ep prints needle. */
+static bool logs_have(const char *url, const char *needle)
+{
+	struct run r;
+	floe_run(&r, url, "endpoint", "logs", "logs-ep");
+	bool yes = r.code == 0 && strstr(r.out, needle);
+	run_free(&r);
+	return yes;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+Test(cli, replicas_and_logs)
+{
+	struct floed *f = floed_start("");
+	char *url = api_base(f);
+	char *engine = xasprintf("%s/line-engine.py", f->dir);
+	cr_assert_eq(harness_write_file(engine, line_engine_py, strlen(line_engine_py)), 0);
+	cr_assert_eq(chmod(engine, 0755), 0);
+	char port[16];
+	snprintf(port, sizeof(port), "%d", harness_free_port());
+	struct run r;
+	floe_run(&r, url, "endpoint", "create", "logs-ep", "--engine", engine, "--port", port,
+		 "--arg", port, "--health-route", "/health", "--min-replica", "1", "--wait",
+		 "--timeout", "60");
+	cr_assert_eq(r.code, 0, "create --wait: exit %d: %s", r.code, r.err);
+	run_free(&r);
+
+	floe_run(&r, url, "replicas", "logs-ep");
+	if (r.code == 1 && strstr(r.err, "(HTTP 405)")) {
+		/* floed without the replicas and logs routes (obs-contract.md). */
+		run_free(&r);
+		free(engine);
+		free(url);
+		FLOED_STOP_OK(f);
+		cr_assert(false, "floed has no replicas route yet (GET .../replicas answered 405)");
+	}
+	cr_expect_eq(r.code, 0, "replicas: exit %d: %s", r.code, r.err);
+	cr_expect(strncmp(r.out, "ID ", 3) == 0 && strstr(r.out, "STATE") && strstr(r.out, "PID") &&
+			  strstr(r.out, "COLD START") && strstr(r.out, "UPTIME") &&
+			  strstr(r.out, "IN FLIGHT") && strstr(r.out, "GPUS"),
+		  "header: %s", r.out);
+	char *line = line_with(r.out, " ready ");
+	cr_expect(line && strstr(line, " fresh "), "no ready replica with a fresh start: %s",
+		  r.out);
+	free(line);
+	run_free(&r);
+	floe_run(&r, url, "replicas", "logs-ep", "--json");
+	cr_expect_eq(r.code, 0);
+	json_t *v = json_loads(r.out, 0, NULL);
+	json_t *items = json_object_get(v, "items");
+	cr_assert_eq(json_array_size(items), 1, "%s", r.out);
+	char *id = xstrdup(json_string_value(json_object_get(json_array_get(items, 0), "id")));
+	json_int_t pid = json_integer_value(json_object_get(json_array_get(items, 0), "pid"));
+	cr_expect(pid > 0 && kill((pid_t)pid, 0) == 0, "pid %lld is not alive", (long long)pid);
+	json_decref(v);
+	run_free(&r);
+
+	/* --tail N: the last N lines, of the newest replica or the one named. */
+	cr_assert(WAIT_UNTIL(logs_have(url, "engine line 3"), 10000),
+		  "the engine's output is not in its log");
+	floe_run(&r, url, "endpoint", "logs", "logs-ep", "--tail", "2", "--replica", id);
+	cr_expect_eq(r.code, 0, "logs: exit %d: %s", r.code, r.err);
+	cr_expect_eq(count_lines(r.out), 2, "--tail 2 gave: %s", r.out);
+	run_free(&r);
+	floe_run(&r, url, "endpoint", "logs", "logs-ep", "--replica", "nope-1");
+	cr_expect_eq(r.code, 1);
+	cr_expect(strstr(r.err, "(HTTP 404)"), "%s", r.err);
+	run_free(&r);
+
+	/* -f: a line the engine writes after floe started arrives while it
+	 * runs; Ctrl-C ends it with exit 0. */
+	const char *const fargs[] = { "endpoint", "logs", "logs-ep", "-f", "--tail", "0", NULL };
+	int fd;
+	pid_t fpid = floe_spawn(url, fargs, &fd);
+	struct floe_buf got = FLOE_BUF_INIT;
+	harness_sleep_ms(500);
+	cr_expect_eq(http_status("GET", floed_url(f, "/endpoints/logs-ep/hello-from-cli"), NULL),
+		     200);
+	bool seen = WAIT_UNTIL((drain_fd(fd, &got), strstr(got.data, "engine got /hello-from-cli")),
+			       10000);
+	cr_expect(seen, "the line did not arrive: %s", got.data ? got.data : "");
+	kill(fpid, SIGINT);
+	int status = 0;
+	bool ended = WAIT_UNTIL(waitpid(fpid, &status, WNOHANG) == fpid, 10000);
+	if (!ended) {
+		kill(fpid, SIGKILL);
+		waitpid(fpid, &status, 0);
+	}
+	cr_expect(ended && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "floe logs -f after Ctrl-C: ended %d status %#x", ended, status);
+	close(fd);
+	floe_buf_destroy(&got);
+	free(id);
+	free(engine);
+	free(url);
+	FLOED_STOP_OK(f);
+}
+
+Test(cli, endpoint_token_from_floe_token_reaches_floed_and_is_never_printed)
+{
+	char alice[64], alice_hash[65], bob[64], bob_hash[65];
+	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
+	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
+	struct floed *f =
+		floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
+			     "    - {namespace: bob, sha256: %s}\n"
+			     "endpoints:\n"
+			     "  - name: alice-chat\n    engine: sim\n    namespace: alice\n",
+			     alice_hash, bob_hash);
+	char *url = api_base(f);
+	struct run r;
+	/* The namespace comes from the token (whoami). */
+	floe_run_tok(&r, url, alice, "endpoint", "ls");
+	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_expect(strstr(r.out, "alice-chat "), "%s", r.out);
+	cr_expect(!strstr(r.out, alice) && !strstr(r.err, alice), "the token was printed");
+	run_free(&r);
+	floe_run_tok(&r, url, alice, "endpoint", "describe", "alice-chat", "--json");
+	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_expect(!strstr(r.out, alice) && !strstr(r.err, alice), "the token was printed");
+	run_free(&r);
+	/* bob's token sees none of alice's. */
+	floe_run_tok(&r, url, bob, "endpoint", "ls");
+	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+	cr_expect(!strstr(r.out, "alice-chat"), "%s", r.out);
+	run_free(&r);
+	floe_run_tok(&r, url, bob, "endpoint", "pause", "alice-chat", "--namespace", "alice");
+	cr_expect_eq(r.code, 1);
+	cr_expect(strstr(r.err, "(HTTP 403)"), "%s", r.err);
+	cr_expect(!strstr(r.err, bob), "the token was printed");
+	run_free(&r);
+	/* No token: floed's 401. */
+	floe_run(&r, url, "endpoint", "ls");
+	cr_expect_eq(r.code, 1);
+	cr_expect(strstr(r.err, "(HTTP 401)"), "%s", r.err);
+	run_free(&r);
+	free(url);
+	FLOED_STOP_OK(f);
 }

@@ -482,3 +482,79 @@ Test(endpoint_api, data_plane_tokens)
 	free(log);
 	FLOED_STOP_OK(f);
 }
+
+/* The states of GET .../history, comma-separated, oldest first. */
+static char *history_states(struct floed *f, const char *name)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/v2/endpoint/default/%s/history", name);
+	json_t *o = NULL;
+	struct floe_buf b = FLOE_BUF_INIT;
+	if (call(f, "GET", path, NULL, &o) == 200) {
+		size_t i;
+		json_t *ev;
+		json_array_foreach(json_object_get(o, "items"), i, ev) {
+			const char *at = sget(ev, "at", NULL);
+			cr_expect(ends_in_z(at), "history time %s", at ? at : "(none)");
+			floe_buf_printf(&b, "%s%s", i ? "," : "", sget(ev, "state", NULL));
+		}
+	}
+	json_decref(o);
+	return b.data ? b.data : xstrdup("");
+}
+
+/*
+ * PUT on a running endpoint: it says `updating` while a replica of the new
+ * definition comes up by itself (no request needed; the running endpoint
+ * stays up), then `running` again. A definition whose replicas cannot start
+ * ends in `updateFailed`. Every state change is in the endpoint's history,
+ * which survives a restart.
+ */
+Test(endpoint_api, update_replaces_replicas_and_history_is_kept)
+{
+	struct floed *f = floed_start("");
+	cr_assert_eq(send_json(f, "POST", "/v2/endpoint/default", CREATE_BODY("upd", "0"), NULL),
+		     200);
+	cr_assert_eq(
+		http_status("POST", floed_url(f, "/endpoints/upd/generate"), "{\"inputs\":\"x\"}"),
+		200);
+	cr_assert_str_eq(api_state(f, "upd"), "running");
+	cr_assert_eq(send_json(f, "PUT", "/v2/endpoint/default/upd",
+			       "{\"model\":{\"env\":{\"SIM_X\":\"2\"}}}", NULL),
+		     200);
+	/* No request is sent: the new replica starts because one was running. */
+	cr_assert(WAIT_UNTIL(strcmp(api_state(f, "upd"), "running") == 0 &&
+				     floed_metric0(f, COLD("upd")) == 2,
+			     20000),
+		  "state %s, cold starts %g", api_state_buf, floed_metric0(f, COLD("upd")));
+	char *h = history_states(f, "upd");
+	cr_expect(strstr(h, "pending,") == h, "history %s", h);
+	cr_expect(strstr(h, "initializing,running,updating,running"), "history %s", h);
+	free(h);
+
+	/* A definition that cannot start: updateFailed, with the reason. */
+	cr_assert_eq(send_json(f, "PUT", "/v2/endpoint/default/upd",
+			       "{\"model\":{\"image\":{\"custom\":{\"url\":\"/bin/false\"}}}}",
+			       NULL),
+		     200);
+	cr_assert(WAIT_UNTIL(strcmp(api_state(f, "upd"), "updateFailed") == 0, 20000), "state %s",
+		  api_state_buf);
+	json_t *o = NULL;
+	cr_assert_eq(call(f, "GET", "/v2/endpoint/default/upd", NULL, &o), 200);
+	const char *msg = sget(o, "status", "message");
+	cr_expect(msg && strstr(msg, "failed"), "message %s", msg ? msg : "(none)");
+	json_decref(o);
+
+	/* The history is saved (off the loop): a restart keeps it. */
+	h = history_states(f, "upd");
+	floed_signal(f, SIGTERM);
+	cr_assert_eq(floed_wait(f, 20000), 0);
+	floed_restart(f);
+	char *after = history_states(f, "upd");
+	cr_expect(strncmp(after, h, strlen(h)) == 0, "before the restart %s, after %s", h, after);
+	cr_expect(strstr(h, "updateFailed"), "history %s", h);
+	free(after);
+	free(h);
+	cr_expect_eq(call(f, "POST", "/v2/endpoint/default/upd/history", NULL, NULL), 405);
+	FLOED_STOP_OK(f);
+}

@@ -475,6 +475,8 @@ static char *replace(const char *text, const char *from, const char *to)
 #define DEMO_CODE(c) "floe_requests_total" EP_DEMO ",code=\"" c "\"}"
 #define DEMO_STATE(s) "floe_replicas" EP_DEMO ",state=\"" s "\"}"
 #define DEMO_FRESH EP_DEMO ",kind=\"fresh\"}"
+#define DEMO_DESIRED "floe_autoscaler_desired_replicas" EP_DEMO "}"
+#define DEMO_ACTUAL "floe_autoscaler_actual_replicas" EP_DEMO "}"
 
 Test(lifecycle, metrics_pass_a_real_prometheus_parser_and_add_up)
 {
@@ -499,10 +501,19 @@ Test(lifecycle, metrics_pass_a_real_prometheus_parser_and_add_up)
 	cr_assert(both_held, "never saw two requests held; last /metrics:\n%s",
 		  held ? held : "(none)");
 	static const char *const held_args[] = {
-		"--expect", "floe_queue_depth" EP_DEMO "}=2",
-		"--expect", DEMO_STATE("starting") "=1",
-		"--expect", DEMO_STATE("ready") "=0",
-		"--expect", DEMO_STATE("draining") "=0",
+		"--expect",
+		"floe_queue_depth" EP_DEMO "}=2",
+		"--expect",
+		DEMO_STATE("starting") "=1",
+		"--expect",
+		DEMO_STATE("ready") "=0",
+		"--expect",
+		DEMO_STATE("draining") "=0",
+		/* the policy wants one replica, and one is starting */
+		"--expect",
+		DEMO_DESIRED "=1",
+		"--expect",
+		DEMO_ACTUAL "=1",
 		NULL,
 	};
 	expect_metrics_ok("while held", held, held_args);
@@ -562,6 +573,12 @@ Test(lifecycle, metrics_pass_a_real_prometheus_parser_and_add_up)
 		DEMO_STATE("draining") "=0",
 		"--expect",
 		"floe_queue_depth" EP_DEMO "}=0",
+		"--expect",
+		DEMO_DESIRED "=1",
+		"--expect",
+		DEMO_ACTUAL "=1",
+		"--expect",
+		"floe_endpoint_info" EP_DEMO ",namespace=\"default\",type=\"public\"}=1",
 		NULL,
 	};
 	expect_metrics_ok("after the traffic", m, args);
@@ -577,6 +594,229 @@ Test(lifecycle, metrics_pass_a_real_prometheus_parser_and_add_up)
 	cr_expect_eq(check_metrics(m, wrong, &out), 1, "a wrong count passed:\n%s", out);
 	free(out);
 	free(m);
+	FLOED_STOP_OK(f);
+}
+
+/* ---- the endpoint info and autoscaler series follow their endpoint ---- */
+
+#define INFO(ep, ns, type) \
+	"floe_endpoint_info{endpoint=\"" ep "\",namespace=\"" ns "\",type=\"" type "\"}"
+#define DESIRED(ep) "floe_autoscaler_desired_replicas{endpoint=\"" ep "\"}"
+#define ACTUAL(ep) "floe_autoscaler_actual_replicas{endpoint=\"" ep "\"}"
+#define READY(ep) "floe_replicas{endpoint=\"" ep "\",state=\"ready\"}"
+
+/* method path [body] on the control plane: the status. */
+static long api_call(struct floed *f, const char *method, const char *path, const char *body)
+{
+	static const char *const hdrs[] = { JSON_CT, NULL };
+	struct http_req req = { .method = method,
+				.url = floed_api_url(f, path),
+				.body = body,
+				.headers = body ? hdrs : NULL };
+	struct http_resp r;
+	long st = http_do(&req, &r);
+	http_resp_free(&r);
+	return st;
+}
+
+/* Whether the scrape has none of these series (all absent: -1). */
+static bool all_absent(struct floed *f, const char *const *series)
+{
+	char *m = metrics_scrape(f);
+	bool none = m != NULL;
+	for (; m && *series; series++)
+		if (metrics_find(m, *series) != -1)
+			none = false;
+	free(m);
+	return none;
+}
+
+/* An endpoint the way huggingface_hub creates it ("protected": authenticated). */
+#define MADE_BODY                                                                               \
+	"{\"name\":\"made\",\"type\":\"protected\",\"compute\":{\"accelerator\":\"cpu\","       \
+	"\"instanceType\":\"intel-icl\",\"instanceSize\":\"x1\",\"scaling\":{\"minReplica\":0," \
+	"\"maxReplica\":1,\"scaleToZeroTimeout\":15}},\"model\":{\"repository\":\"made\","      \
+	"\"framework\":\"custom\",\"task\":\"text-generation\",\"image\":{\"custom\":{"         \
+	"\"url\":\"sim\",\"healthRoute\":\"/health\",\"port\":8000}}}}"
+
+Test(lifecycle, endpoint_info_and_autoscaler_series_follow_the_endpoint)
+{
+#define LEAVE_EP HARNESS_SIM_EP("leave", "") "    namespace: team-a\n"
+	struct floed *f = floed_start("endpoints:\n" HARNESS_SIM_EP("stay", "") LEAVE_EP);
+#undef LEAVE_EP
+	/* Served, cold: the info is there, the policy wants nothing yet. */
+	cr_expect_eq(floed_metric(f, INFO("leave", "team-a", "public")), 1);
+	cr_expect_eq(floed_metric(f, INFO("stay", "default", "public")), 1);
+	cr_expect_eq(floed_metric(f, DESIRED("leave")), 0);
+	cr_expect_eq(floed_metric(f, ACTUAL("leave")), 0);
+
+	cr_assert_eq(generate(f, "leave", NULL), 200);
+	char *m = metrics_scrape(f);
+	cr_assert(m);
+	static const char *const after_cold[] = {
+		"--expect", INFO("leave", "team-a", "public") "=1",
+		"--expect", INFO("stay", "default", "public") "=1",
+		"--expect", DESIRED("leave") "=1",
+		"--expect", ACTUAL("leave") "=1",
+		"--expect", DESIRED("stay") "=0",
+		"--expect", ACTUAL("stay") "=0",
+		NULL,
+	};
+	expect_metrics_ok("after a cold start", m, after_cold);
+	free(m);
+
+	/* Out of the config: its info and autoscaler series go at once, its
+	 * replica series once the replica has stopped. */
+	floed_reload(f, "endpoints:\n" HARNESS_SIM_EP("stay", ""));
+	static const char *const leave_series[] = { INFO("leave", "team-a", "public"),
+						    DESIRED("leave"), ACTUAL("leave"), NULL };
+	cr_expect(WAIT_UNTIL(all_absent(f, leave_series), 10000),
+		  "the removed endpoint's info or autoscaler series stay");
+	static const char *const leave_replicas[] = { READY("leave"),
+						      "floe_queue_depth{endpoint=\"leave\"}",
+						      NULL };
+	cr_expect(WAIT_UNTIL(all_absent(f, leave_replicas), 15000),
+		  "the removed endpoint's replica series stay");
+	m = metrics_scrape(f);
+	static const char *const stay_only[] = { "--expect", INFO("stay", "default", "public") "=1",
+						 NULL };
+	expect_metrics_ok("after the reload", m, stay_only);
+	free(m);
+
+	/* Created through the API, scaled to zero on request, deleted. */
+	cr_assert_eq(api_call(f, "POST", "/v2/endpoint/default", MADE_BODY), 200);
+	cr_expect_eq(floed_metric(f, INFO("made", "default", "authenticated")), 1);
+	cr_assert_eq(generate(f, "made", NULL), 200);
+	cr_expect_eq(floed_metric(f, DESIRED("made")), 1);
+	cr_expect_eq(floed_metric(f, ACTUAL("made")), 1);
+	cr_assert_eq(api_call(f, "POST", "/v2/endpoint/default/made/scale-to-zero", ""), 200);
+	cr_expect(WAIT_UNTIL(floed_metric(f, DESIRED("made")) == 0 &&
+				     floed_metric(f, ACTUAL("made")) == 0,
+			     15000),
+		  "after scale-to-zero: desired %g, actual %g", floed_metric(f, DESIRED("made")),
+		  floed_metric(f, ACTUAL("made")));
+	cr_assert_eq(api_call(f, "DELETE", "/v2/endpoint/default/made", NULL), 200);
+	static const char *const made_series[] = { INFO("made", "default", "authenticated"),
+						   DESIRED("made"), ACTUAL("made"), READY("made"),
+						   NULL };
+	cr_expect(WAIT_UNTIL(all_absent(f, made_series), 15000),
+		  "the deleted endpoint's series stay");
+	FLOED_STOP_OK(f);
+}
+
+/*
+ * A name served again while the endpoint that had it still drains: the two
+ * share the name's series, which stay the new one's when the old one is
+ * freed (they used to be removed then, under the new endpoint's feet).
+ */
+Test(lifecycle, a_name_served_again_while_its_old_endpoint_drains_keeps_its_series)
+{
+#define SLOW_EP HARNESS_SIM_EP("slow", ", \"--token-ms\", \"100\"")
+	struct floed *f = floed_start("endpoints:\n" SLOW_EP);
+	int seq;
+	cr_assert_eq(generate(f, "slow", &seq), 200);
+	cr_assert_eq(seq, 1);
+	/* 30 tokens x 100 ms: a 3 s stream across both reloads. */
+	static const char body[] = "{\"inputs\":\"drain\",\"parameters\":{\"max_new_tokens\":30}}";
+	static const char *const hdrs[] = { JSON_CT, NULL };
+	struct http_req req = { .url = floed_url(f, "/endpoints/slow/generate_stream"),
+				.body = body,
+				.headers = hdrs,
+				.timeout_ms = 60000 };
+	struct http_bg *bg = http_bg_start(&req);
+	cr_assert(WAIT_UNTIL(http_bg_bytes(bg) > 0, 10000), "the stream did not start");
+
+	floed_reload(f, "endpoints:\n" HARNESS_SIM_EP("other", ""));
+	cr_assert(WAIT_UNTIL(floed_metric(f, INFO("slow", "default", "public")) == -1, 10000),
+		  "slow is still served after the first reload");
+	cr_assert(!http_bg_done(bg), "the stream ended before the name came back");
+	floed_reload(f, "endpoints:\n" SLOW_EP);
+	cr_assert(WAIT_UNTIL(floed_metric(f, INFO("slow", "default", "public")) == 1, 10000),
+		  "slow is not served again after the second reload");
+
+	struct http_resp *r = http_bg_wait(bg, 30000);
+	cr_assert(r, "the stream did not end");
+	cr_expect_eq(r->code, CURLE_OK, "the draining stream was cut: %s", r->error);
+	http_bg_free(bg);
+	/* The old endpoint is freed as its last replica stops. */
+	cr_assert(WAIT_UNTIL(({
+				     char *log = floed_read_log(f);
+				     bool has = strstr(log, "slow: replica slow-1 stopped") != NULL;
+				     free(log);
+				     has;
+			     }),
+			     15000),
+		  "the old replica slow-1 did not stop");
+
+	cr_assert_eq(generate(f, "slow", &seq), 200);
+	cr_expect_eq(seq, 2, "served by slow-%d", seq);
+	char *m = metrics_scrape(f);
+	cr_assert(m);
+	static const char *const args[] = {
+		"--expect", READY("slow") "=1",
+		"--expect", "floe_queue_depth{endpoint=\"slow\"}=0",
+		"--expect", INFO("slow", "default", "public") "=1",
+		"--expect", DESIRED("slow") "=1",
+		"--expect", ACTUAL("slow") "=1",
+		NULL,
+	};
+	expect_metrics_ok("after the old endpoint was freed", m, args);
+	free(m);
+	FLOED_STOP_OK(f);
+#undef SLOW_EP
+}
+
+/* ---- log_format: json ---- */
+
+Test(lifecycle, json_log_lines_carry_endpoint_and_replica)
+{
+	struct floed *f = floed_start("log_format: json\nendpoints:\n" HARNESS_SIM_EP("jlog", ""));
+	cr_assert_eq(generate(f, "jlog", NULL), 200);
+	cr_assert_eq(floed_signal(f, SIGTERM), 0);
+	cr_assert_eq(floed_wait(f, 20000), 0, "floed did not exit cleanly on SIGTERM");
+	char *log = floed_read_log(f);
+	cr_assert(log && log[0], "floed wrote no log");
+
+	int lines = 0;
+	bool serving = false, starting = false, ready = false, stopped = false;
+	char *save = NULL;
+	for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		lines++;
+		json_error_t err;
+		json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &err);
+		cr_assert(json_is_object(o), "line %d is not a JSON object (%s): %s", lines,
+			  err.text, line);
+		const char *ts = json_string_value(json_object_get(o, "ts"));
+		const char *level = json_string_value(json_object_get(o, "level"));
+		const char *module = json_string_value(json_object_get(o, "module"));
+		const char *msg = json_string_value(json_object_get(o, "msg"));
+		cr_expect(ts && level && module && msg, "line %d lacks ts/level/module/msg: %s",
+			  lines, line);
+		const char *ep = json_string_value(json_object_get(o, "endpoint"));
+		const char *rep = json_string_value(json_object_get(o, "replica"));
+		if (msg && ep && strcmp(ep, "jlog") == 0) {
+			cr_expect(strncmp(msg, "jlog", 4) != 0, "the message repeats the name: %s",
+				  line);
+			if (!rep && strncmp(msg, "serving (engine sim", 19) == 0)
+				serving = true;
+		}
+		if (msg && rep && strcmp(rep, "jlog-1") == 0) {
+			cr_expect(ep && strcmp(ep, "jlog") == 0, "replica without endpoint: %s",
+				  line);
+			cr_expect(!strstr(msg, "jlog-1"), "the message repeats the replica: %s",
+				  line);
+			starting |= strncmp(msg, "starting (pid ", 14) == 0;
+			ready |= strncmp(msg, "ready (fresh start, ", 20) == 0;
+			stopped |= strncmp(msg, "stopped (", 9) == 0;
+		}
+		json_decref(o);
+	}
+	cr_expect_geq(lines, 4);
+	cr_expect(serving, "no \"serving\" line with endpoint jlog");
+	cr_expect(starting, "no \"starting\" line with endpoint jlog and replica jlog-1");
+	cr_expect(ready, "no \"ready\" line with endpoint jlog and replica jlog-1");
+	cr_expect(stopped, "no \"stopped\" line with endpoint jlog and replica jlog-1");
+	free(log);
 	FLOED_STOP_OK(f);
 }
 
