@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "xalloc.h"
 
 #define HEALTH_WAIT_MS 15000
@@ -497,6 +498,16 @@ static void wait_healthy(struct floed *f, const char *yaml, const char *const *e
 		}
 		harness_sleep_ms(50);
 	}
+}
+
+struct floed *floed_start_with_tokens(struct harness_tokens *t, const char *yaml)
+{
+	char alice_hash[65], bob_hash[65];
+	cr_assert_eq(floe_auth_token_new(t->alice, alice_hash), 0);
+	cr_assert_eq(floe_auth_token_new(t->bob, bob_hash), 0);
+	return floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
+			    "    - {namespace: bob, sha256: %s}\n%s",
+			    alice_hash, bob_hash, yaml);
 }
 
 struct floed *floed_startf(const char *fmt, ...)

@@ -130,6 +130,14 @@ struct floed *floed_start_argv(const char *yaml, const char *const *extra_args);
 /** floed_start with a printf-formatted yaml. */
 struct floed *floed_startf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/** Two fresh tokens: alice's (namespace alice) and bob's (namespace bob). */
+struct harness_tokens {
+	char alice[64], bob[64];
+};
+
+/** floed_start with auth.tokens holding two tokens made here, into t, then yaml. */
+struct floed *floed_start_with_tokens(struct harness_tokens *t, const char *yaml);
+
 /**
  * Start floed again after it exited (a kill -9 test): same config, ports and
  * data dir. Waits for /healthz like floed_start; asserts on failure.

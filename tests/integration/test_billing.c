@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "harness.h"
 #include "xalloc.h"
 
@@ -540,18 +539,13 @@ static long api_get_as(struct floed *f, const char *path, const char *token, cha
  */
 Test(billing, tokens_see_their_namespace)
 {
-	char alice[64], alice_hash[65], bob[64], bob_hash[65];
-	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
-	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
-	struct floed *f =
-		floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
-			     "    - {namespace: bob, sha256: %s}\n"
-			     "endpoints:\n"
-			     "  - name: a1\n    engine: sim\n    namespace: alice\n"
-			     "    args: [\"--model\", \"a1\"]\n    snapshot: {enabled: false}\n"
-			     "  - name: b1\n    engine: sim\n    namespace: bob\n"
-			     "    args: [\"--model\", \"b1\"]\n    snapshot: {enabled: false}\n",
-			     alice_hash, bob_hash);
+	struct harness_tokens tk;
+	struct floed *f = floed_start_with_tokens(
+		&tk, "endpoints:\n"
+		     "  - name: a1\n    engine: sim\n    namespace: alice\n"
+		     "    args: [\"--model\", \"a1\"]\n    snapshot: {enabled: false}\n"
+		     "  - name: b1\n    engine: sim\n    namespace: bob\n"
+		     "    args: [\"--model\", \"b1\"]\n    snapshot: {enabled: false}\n");
 	cr_assert_eq(
 		http_status("POST", floed_url(f, "/endpoints/a1/generate"), "{\"inputs\":\"x\"}"),
 		200);
@@ -573,23 +567,24 @@ Test(billing, tokens_see_their_namespace)
 	cr_assert_eq(api_get_as(f, "/v2/snapshots", NULL, NULL, NULL), 401);
 
 	char *csv = NULL;
-	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?group_by=replica", alice, &csv, NULL),
+	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?group_by=replica", tk.alice, &csv, NULL),
 		     200);
 	cr_assert(strstr(csv, ",alice,a1,a1-1@"), "%s", csv);
 	cr_assert_null(strstr(csv, "b1"), "alice sees bob's usage: %s", csv);
 	free(csv);
-	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?namespace=bob", alice, NULL, NULL), 403);
-	cr_assert_eq(api_get_as(f, "/v2/billing/summary?namespace=bob", alice, NULL, NULL), 403);
-	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?namespace=bob", bob, &csv, NULL), 200);
+	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?namespace=bob", tk.alice, NULL, NULL),
+		     403);
+	cr_assert_eq(api_get_as(f, "/v2/billing/summary?namespace=bob", tk.alice, NULL, NULL), 403);
+	cr_assert_eq(api_get_as(f, "/v2/billing/usage.csv?namespace=bob", tk.bob, &csv, NULL), 200);
 	cr_assert(strstr(csv, ",bob,b1,") && !strstr(csv, "a1"), "%s", csv);
 	free(csv);
-	cr_assert_eq(api_get_as(f, "/v2/snapshots", bob, &csv, NULL), 200);
+	cr_assert_eq(api_get_as(f, "/v2/snapshots", tk.bob, &csv, NULL), 200);
 	cr_assert_str_eq(csv, "{\"items\":[]}");
 	free(csv);
 	/* Tokens never reach the log. */
 	char *log = floed_read_log(f);
-	cr_assert_null(strstr(log, alice));
-	cr_assert_null(strstr(log, bob));
+	cr_assert_null(strstr(log, tk.alice));
+	cr_assert_null(strstr(log, tk.bob));
 	free(log);
 	FLOED_STOP_OK(f);
 }

@@ -1477,36 +1477,31 @@ Test(cli, replicas_and_logs)
 
 Test(cli, endpoint_token_from_floe_token_reaches_floed_and_is_never_printed)
 {
-	char alice[64], alice_hash[65], bob[64], bob_hash[65];
-	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
-	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
-	struct floed *f =
-		floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
-			     "    - {namespace: bob, sha256: %s}\n"
-			     "endpoints:\n"
-			     "  - name: alice-chat\n    engine: sim\n    namespace: alice\n",
-			     alice_hash, bob_hash);
+	struct harness_tokens tk;
+	struct floed *f = floed_start_with_tokens(
+		&tk, "endpoints:\n"
+		     "  - name: alice-chat\n    engine: sim\n    namespace: alice\n");
 	char *url = api_base(f);
 	struct run r;
 	/* The namespace comes from the token (whoami). */
-	floe_run_tok(&r, url, alice, "endpoint", "ls");
+	floe_run_tok(&r, url, tk.alice, "endpoint", "ls");
 	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
 	cr_expect(strstr(r.out, "alice-chat "), "%s", r.out);
-	cr_expect(!strstr(r.out, alice) && !strstr(r.err, alice), "the token was printed");
+	cr_expect(!strstr(r.out, tk.alice) && !strstr(r.err, tk.alice), "the token was printed");
 	run_free(&r);
-	floe_run_tok(&r, url, alice, "endpoint", "describe", "alice-chat", "--json");
+	floe_run_tok(&r, url, tk.alice, "endpoint", "describe", "alice-chat", "--json");
 	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
-	cr_expect(!strstr(r.out, alice) && !strstr(r.err, alice), "the token was printed");
+	cr_expect(!strstr(r.out, tk.alice) && !strstr(r.err, tk.alice), "the token was printed");
 	run_free(&r);
 	/* bob's token sees none of alice's. */
-	floe_run_tok(&r, url, bob, "endpoint", "ls");
+	floe_run_tok(&r, url, tk.bob, "endpoint", "ls");
 	cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
 	cr_expect(!strstr(r.out, "alice-chat"), "%s", r.out);
 	run_free(&r);
-	floe_run_tok(&r, url, bob, "endpoint", "pause", "alice-chat", "--namespace", "alice");
+	floe_run_tok(&r, url, tk.bob, "endpoint", "pause", "alice-chat", "--namespace", "alice");
 	cr_expect_eq(r.code, 1);
 	cr_expect(strstr(r.err, "(HTTP 403)"), "%s", r.err);
-	cr_expect(!strstr(r.err, bob), "the token was printed");
+	cr_expect(!strstr(r.err, tk.bob), "the token was printed");
 	run_free(&r);
 	/* No token: floed's 401. */
 	floe_run(&r, url, "endpoint", "ls");

@@ -12,7 +12,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "harness.h"
 #include "xalloc.h"
 
@@ -166,30 +165,26 @@ Test(endpoint_api, describe_wait_pause_resume_scale_to_zero)
  * no token 401. */
 Test(endpoint_api, tokens_reach_their_namespace)
 {
-	char alice[64], alice_hash[65], bob[64], bob_hash[65];
-	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
-	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
-	struct floed *f = floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
-				       "    - {namespace: bob, sha256: %s}\n"
-				       "endpoints:\n"
-				       "  - name: chat\n    engine: sim\n    namespace: alice\n",
-				       alice_hash, bob_hash);
+	struct harness_tokens tk;
+	struct floed *f = floed_start_with_tokens(
+		&tk, "endpoints:\n"
+		     "  - name: chat\n    engine: sim\n    namespace: alice\n");
 	json_t *o = NULL;
 	cr_expect_eq(call(f, "GET", "/api/whoami-v2", NULL, NULL), 401);
-	cr_assert_eq(call(f, "GET", "/api/whoami-v2", alice, &o), 200);
+	cr_assert_eq(call(f, "GET", "/api/whoami-v2", tk.alice, &o), 200);
 	cr_expect_str_eq(sget(o, "name", NULL), "alice");
 	json_decref(o);
-	cr_assert_eq(call(f, "GET", "/v2/endpoint/alice", alice, &o), 200);
+	cr_assert_eq(call(f, "GET", "/v2/endpoint/alice", tk.alice, &o), 200);
 	cr_expect_eq(json_array_size(json_object_get(o, "items")), 1);
 	json_decref(o);
-	cr_expect_eq(call(f, "GET", "/v2/endpoint/alice", bob, NULL), 403);
-	cr_expect_eq(call(f, "POST", "/v2/endpoint/alice/chat/pause", bob, NULL), 403);
-	cr_assert_eq(call(f, "GET", "/v2/endpoint/bob", bob, &o), 200);
+	cr_expect_eq(call(f, "GET", "/v2/endpoint/alice", tk.bob, NULL), 403);
+	cr_expect_eq(call(f, "POST", "/v2/endpoint/alice/chat/pause", tk.bob, NULL), 403);
+	cr_assert_eq(call(f, "GET", "/v2/endpoint/bob", tk.bob, &o), 200);
 	cr_expect_eq(json_array_size(json_object_get(o, "items")), 0);
 	json_decref(o);
 	cr_expect_eq(call(f, "GET", "/v2/provider/alice", NULL, NULL), 401);
-	cr_expect_eq(call(f, "GET", "/v2/provider/alice", bob, NULL), 403);
-	cr_expect_eq(call(f, "GET", "/v2/provider/alice", alice, NULL), 200);
+	cr_expect_eq(call(f, "GET", "/v2/provider/alice", tk.bob, NULL), 403);
+	cr_expect_eq(call(f, "GET", "/v2/provider/alice", tk.alice, NULL), 200);
 	FLOED_STOP_OK(f);
 }
 
@@ -408,12 +403,9 @@ static const char *echoed_auth(json_t *echo)
  */
 Test(endpoint_api, data_plane_tokens)
 {
-	char alice[64], alice_hash[65], bob[64], bob_hash[65];
-	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
-	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
-	struct floed *f = floed_startf(
-		"auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
-		"    - {namespace: bob, sha256: %s}\n"
+	struct harness_tokens tk;
+	struct floed *f = floed_start_with_tokens(
+		&tk,
 		"endpoints:\n" HARNESS_ECHO_EP(
 			"pub") "    namespace: alice\n"
 			       "    snapshot: {enabled: false}\n" HARNESS_ECHO_EP(
@@ -421,8 +413,7 @@ Test(endpoint_api, data_plane_tokens)
 					       "    type: authenticated\n    snapshot: {enabled: false}\n"
 					       "  - name: priv\n    engine: sim\n    model: priv-model\n    namespace: alice\n"
 					       "    type: private\n    args: [\"--model\", \"priv-model\"]\n"
-					       "    snapshot: {enabled: false}\n",
-		alice_hash, bob_hash);
+					       "    snapshot: {enabled: false}\n");
 
 	/* public: open, and the engine's own Authorization passes through. */
 	json_t *echo = NULL;
@@ -438,10 +429,11 @@ Test(endpoint_api, data_plane_tokens)
 	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", "floe_wrong", NULL, &www), 401);
 	cr_expect(www && strstr(www, "invalid_token"), "%s", www);
 	free(www);
-	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", bob, NULL, NULL), 403);
+	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", tk.bob, NULL, NULL), 403);
 	cr_expect_eq(floed_metric0(f, "floe_cold_starts_total{endpoint=\"auth\",kind=\"fresh\"}"),
 		     0, "a refused request woke the endpoint");
-	struct http_req sreq = { .url = floed_api_url(f, "/v2/billing/summary"), .bearer = alice };
+	struct http_req sreq = { .url = floed_api_url(f, "/v2/billing/summary"),
+				 .bearer = tk.alice };
 	struct http_resp sr;
 	cr_assert_eq(http_do(&sreq, &sr), 200);
 	cr_expect(!strstr(http_body(&sr), "\"auth\""), "refused requests were billed: %s",
@@ -449,7 +441,7 @@ Test(endpoint_api, data_plane_tokens)
 	http_resp_free(&sr);
 
 	/* ... and with alice's token it serves, without her token upstream. */
-	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", alice, &echo, NULL), 200);
+	cr_assert_eq(data_post(f, "/endpoints/auth/x", "{}", tk.alice, &echo, NULL), 200);
 	cr_expect_null(echoed_auth(echo), "the token reached the engine: %s", echoed_auth(echo));
 	json_decref(echo);
 
@@ -465,20 +457,20 @@ Test(endpoint_api, data_plane_tokens)
 	free(want);
 	json_decref(missing);
 	json_decref(hidden);
-	cr_assert_eq(data_post(f, "/endpoints/priv/generate", "{}", bob, NULL, NULL), 404);
+	cr_assert_eq(data_post(f, "/endpoints/priv/generate", "{}", tk.bob, NULL, NULL), 404);
 	const char *chat = "{\"model\":\"priv-model\",\"messages\":[{\"role\":\"user\","
 			   "\"content\":\"hi\"}]}";
-	cr_assert_eq(data_post(f, "/v1/chat/completions", chat, bob, NULL, NULL), 404);
+	cr_assert_eq(data_post(f, "/v1/chat/completions", chat, tk.bob, NULL, NULL), 404);
 	cr_expect_eq(floed_metric0(f, "floe_cold_starts_total{endpoint=\"priv\",kind=\"fresh\"}"),
 		     0, "a refused request woke the private endpoint");
-	cr_assert_eq(data_post(f, "/v1/chat/completions", chat, alice, NULL, NULL), 200);
-	cr_assert_eq(
-		data_post(f, "/endpoints/priv/generate", "{\"inputs\":\"x\"}", alice, NULL, NULL),
-		200);
+	cr_assert_eq(data_post(f, "/v1/chat/completions", chat, tk.alice, NULL, NULL), 200);
+	cr_assert_eq(data_post(f, "/endpoints/priv/generate", "{\"inputs\":\"x\"}", tk.alice, NULL,
+			       NULL),
+		     200);
 
 	/* Tokens never reach floed's log. */
 	char *log = floed_read_log(f);
-	cr_expect(!strstr(log, alice) && !strstr(log, bob), "a token is in floed's log");
+	cr_expect(!strstr(log, tk.alice) && !strstr(log, tk.bob), "a token is in floed's log");
 	free(log);
 	FLOED_STOP_OK(f);
 }

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "harness.h"
 #include "xalloc.h"
 
@@ -485,14 +484,10 @@ Test(endpoint_obs, shutdown_with_an_open_follow)
 /* With tokens: both routes want a token of the endpoint's namespace. */
 Test(endpoint_obs, tokens)
 {
-	char alice[64], alice_hash[65], bob[64], bob_hash[65];
-	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
-	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
-	struct floed *f = floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
-				       "    - {namespace: bob, sha256: %s}\n"
-				       "endpoints:\n"
-				       "  - name: chat\n    engine: sim\n    namespace: alice\n",
-				       alice_hash, bob_hash);
+	struct harness_tokens tk;
+	struct floed *f = floed_start_with_tokens(
+		&tk, "endpoints:\n"
+		     "  - name: chat\n    engine: sim\n    namespace: alice\n");
 	const char *routes[] = { "/v2/endpoint/alice/chat/replicas",
 				 "/v2/endpoint/alice/chat/logs" };
 	for (int i = 0; i < 2; i++) {
@@ -500,15 +495,15 @@ Test(endpoint_obs, tokens)
 		api_get(f, routes[i], NULL, &r);
 		http_assert_error(&r, 401, "unauthorized");
 		http_resp_free(&r);
-		api_get(f, routes[i], bob, &r);
+		api_get(f, routes[i], tk.bob, &r);
 		http_assert_error(&r, 403, "forbidden");
 		http_resp_free(&r);
 	}
 	struct http_resp r;
-	cr_expect_eq(api_get(f, routes[0], alice, &r), 200, "%s", http_body(&r));
+	cr_expect_eq(api_get(f, routes[0], tk.alice, &r), 200, "%s", http_body(&r));
 	http_resp_free(&r);
 	/* No replica ran yet: no log, but the endpoint is hers (404 names the log). */
-	api_get(f, routes[1], alice, &r);
+	api_get(f, routes[1], tk.alice, &r);
 	http_assert_error(&r, 404, "not_found");
 	cr_expect(strstr(http_body(&r), "log"), "%s", http_body(&r));
 	http_resp_free(&r);

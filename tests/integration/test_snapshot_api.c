@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "harness.h"
 #include "xalloc.h"
 
@@ -585,24 +584,19 @@ static long as_token(struct floed *f, const char *method, const char *path, cons
  */
 Test(snapshot_api, tokens_see_their_namespaces_snapshots)
 {
-	char alice[64], alice_hash[65], bob[64], bob_hash[65];
-	cr_assert_eq(floe_auth_token_new(alice, alice_hash), 0);
-	cr_assert_eq(floe_auth_token_new(bob, bob_hash), 0);
-	struct floed *f =
-		floed_startf("auth:\n  tokens:\n    - {namespace: alice, sha256: %s}\n"
-			     "    - {namespace: bob, sha256: %s}\n"
-			     "endpoints:\n"
-			     "  - name: snap\n"
-			     "    engine: sim\n"
-			     "    namespace: alice\n"
-			     "    args: [\"--model\", \"snap\", \"--init-ms\", \"300\"]\n",
-			     alice_hash, bob_hash);
+	struct harness_tokens tk;
+	struct floed *f = floed_start_with_tokens(
+		&tk, "endpoints:\n"
+		     "  - name: snap\n"
+		     "    engine: sim\n"
+		     "    namespace: alice\n"
+		     "    args: [\"--model\", \"snap\", \"--init-ms\", \"300\"]\n");
 	skip_without_criu(f);
 	char desc[64];
 	info_cold_start(f, "snap", desc, sizeof(desc));
 	cr_assert(WAIT_UNTIL(floed_metric0(f, DUMP_OK("snap")) == 1, 30000), "no snapshot taken");
 	char *body = NULL;
-	cr_assert_eq(as_token(f, "GET", "/v2/snapshots", alice, &body), 200);
+	cr_assert_eq(as_token(f, "GET", "/v2/snapshots", tk.alice, &body), 200);
 	json_t *o = json_loads(body, 0, NULL);
 	free(body);
 	json_t *items = json_object_get(o, "items");
@@ -611,12 +605,12 @@ Test(snapshot_api, tokens_see_their_namespaces_snapshots)
 	snprintf(path, sizeof(path), "/v2/snapshots/%s", jstr(json_array_get(items, 0), "key"));
 	json_decref(o);
 
-	cr_assert_eq(as_token(f, "GET", "/v2/snapshots", bob, &body), 200);
+	cr_assert_eq(as_token(f, "GET", "/v2/snapshots", tk.bob, &body), 200);
 	cr_expect_str_eq(body, "{\"items\":[]}");
 	free(body);
-	cr_expect_eq(as_token(f, "GET", path, bob, NULL), 403);
-	cr_expect_eq(as_token(f, "DELETE", path, bob, NULL), 403);
-	cr_expect_eq(as_token(f, "GET", path, alice, NULL), 200);
-	cr_expect_eq(as_token(f, "DELETE", path, alice, NULL), 204);
+	cr_expect_eq(as_token(f, "GET", path, tk.bob, NULL), 403);
+	cr_expect_eq(as_token(f, "DELETE", path, tk.bob, NULL), 403);
+	cr_expect_eq(as_token(f, "GET", path, tk.alice, NULL), 200);
+	cr_expect_eq(as_token(f, "DELETE", path, tk.alice, NULL), 204);
 	FLOED_STOP_OK(f);
 }
