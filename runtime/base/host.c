@@ -104,7 +104,8 @@ static void probe_gpus(struct floe_host *h, const char *proc_root)
 	}
 	if (d)
 		closedir(d);
-	qsort(buses, n, sizeof(*buses), cmp_names);
+	if (n > 1)
+		qsort(buses, n, sizeof(*buses), cmp_names);
 	for (size_t i = 0; i < n; i++) {
 		char *path = xasprintf("%s/%s/information", dir, buses[i]);
 		char *model = file_field(path, "Model");
