@@ -131,30 +131,6 @@ static enum route route_of(const char *url, const char **rest, size_t *rest_len,
 	return ROUTE_SNAP_ONE;
 }
 
-/*
- * The percent-decoded value of parameter name in query (first occurrence).
- * Returns 1 with *out allocated, 0 when absent, -1 when the value is not
- * valid percent-encoding (or decodes to a NUL).
- */
-static int query_param(const char *query, const char *name, char **out)
-{
-	*out = NULL;
-	size_t nlen = strlen(name);
-	for (const char *p = query; p && *p;) {
-		const char *end = strchr(p, '&');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			char *dst = floe_http_pct_decode(p + nlen + 1, len - nlen - 1);
-			if (!dst)
-				return -1;
-			*out = dst;
-			return 1;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return 0;
-}
-
 /* --- snapshot routes: capabilities (memory only, on the loop) -------------- */
 
 static void snap_capabilities(struct floe_conn *c, struct floe_activator *act, bool head_only)
@@ -538,7 +514,7 @@ static void control_on_head(struct floe_conn *c, struct floe_http_msg *msg)
 			return;
 		}
 		char *endpoint = NULL;
-		if (query_param(query, "endpoint", &endpoint) < 0) {
+		if (floe_http_query_param(query, "endpoint", &endpoint) < 0) {
 			floe_conn_error(c, 400, "bad_request",
 					"the endpoint parameter is not valid percent-encoding",
 					NULL);

@@ -29,13 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "activator.h"
 #include "control-internal.h"
+#include "hf.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -51,17 +51,14 @@
 
 /* --- shared --------------------------------------------------------------- */
 
-/* RFC 3339 UTC with milliseconds, as the Hugging Face routes write times. */
+/* RFC 3339 UTC with milliseconds, as the Hugging Face routes write times;
+ * null for 0 (not yet). */
 static json_t *time_json(uint64_t unix_ms)
 {
 	if (unix_ms == 0)
 		return json_null();
-	time_t s = (time_t)(unix_ms / 1000);
-	struct tm tm;
-	char buf[40], out[48];
-	if (!gmtime_r(&s, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		return json_null();
-	snprintf(out, sizeof(out), "%s.%03uZ", buf, (unsigned)(unix_ms % 1000));
+	char out[32];
+	floe_hf_time_format(unix_ms, out);
 	return json_string(out);
 }
 
@@ -70,29 +67,6 @@ static const char *query_of(struct floe_http_msg *msg)
 {
 	const char *q = strchr(floe_http_msg_url(msg), '?');
 	return q ? q + 1 : NULL;
-}
-
-/* Parameter name of query, percent-decoded into *out (allocated): 1, 0 when
- * absent, -1 for bad percent-encoding. The last occurrence wins. */
-static int query_get(const char *query, const char *name, char **out)
-{
-	*out = NULL;
-	size_t nlen = strlen(name);
-	int found = 0;
-	for (const char *p = query; p && *p;) {
-		const char *end = strchr(p, '&');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len >= nlen && memcmp(p, name, nlen) == 0 && (len == nlen || p[nlen] == '=')) {
-			free(*out);
-			*out = len == nlen ? xstrdup("") :
-					     floe_http_pct_decode(p + nlen + 1, len - nlen - 1);
-			if (!*out)
-				return -1;
-			found = 1;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return found;
 }
 
 /* --- GET .../replicas ----------------------------------------------------- */
@@ -547,7 +521,7 @@ static bool logs_params(struct floe_conn *c, struct floe_http_msg *msg, struct l
 {
 	const char *query = query_of(msg);
 	char *v;
-	int rc = query_get(query, "tail", &v);
+	int rc = floe_http_query_param(query, "tail", &v);
 	l->tail = TAIL_DEFAULT;
 	if (rc != 0) {
 		char *end = NULL;
@@ -561,7 +535,7 @@ static bool logs_params(struct floe_conn *c, struct floe_http_msg *msg, struct l
 		}
 		l->tail = (uint32_t)n;
 	}
-	rc = query_get(query, "follow", &v);
+	rc = floe_http_query_param(query, "follow", &v);
 	if (rc != 0) {
 		bool yes = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 		bool no = v && (strcmp(v, "0") == 0 || strcmp(v, "false") == 0);
@@ -572,7 +546,7 @@ static bool logs_params(struct floe_conn *c, struct floe_http_msg *msg, struct l
 		}
 		l->follow = yes;
 	}
-	rc = query_get(query, "replica", &v);
+	rc = floe_http_query_param(query, "replica", &v);
 	if (rc < 0) {
 		floe_conn_error(c, 400, "bad_request", "replica: not valid percent-encoding", NULL);
 		return false;

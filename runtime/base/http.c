@@ -568,3 +568,20 @@ char *floe_http_pct_decode(const char *s, size_t n)
 	*o = '\0';
 	return out;
 }
+
+int floe_http_query_param(const char *query, const char *name, char **out)
+{
+	*out = NULL;
+	size_t nlen = strlen(name);
+	for (const char *p = query; p && *p;) {
+		const char *end = strchr(p, '&');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len >= nlen && memcmp(p, name, nlen) == 0 && (len == nlen || p[nlen] == '=')) {
+			*out = len == nlen ? xstrdup("") :
+					     floe_http_pct_decode(p + nlen + 1, len - nlen - 1);
+			return *out ? 1 : -1;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}

@@ -171,6 +171,14 @@ const char *floe_http_reason(int status);
  */
 char *floe_http_pct_decode(const char *s, size_t n);
 
+/**
+ * Parameter name of a query string ("a=1&b=x%20y", without the '?'; NULL:
+ * none), percent-decoded into *out (allocated). The first occurrence counts;
+ * a bare "name" is present with the value "". Returns 1, 0 when absent
+ * (*out NULL), or -1 when the value is not valid percent-encoding.
+ */
+int floe_http_query_param(const char *query, const char *name, char **out);
+
 /** True for hop-by-hop headers (RFC 9110 7.6.1) a proxy must not forward. */
 bool floe_http_is_hop_by_hop(const char *name);
 

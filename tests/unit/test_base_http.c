@@ -1361,3 +1361,37 @@ Test(http, pct_decode)
 		free(got);
 	}
 }
+
+Test(http, query_param)
+{
+	static const struct {
+		const char *query, *name;
+		int rc;
+		const char *value;
+	} cases[] = {
+		{ NULL, "tail", 0, NULL },
+		{ "", "tail", 0, NULL },
+		{ "tail=5", "tail", 1, "5" },
+		{ "follow=1&tail=5", "tail", 1, "5" },
+		{ "tail=5&tail=7", "tail", 1, "5" }, /* the first counts */
+		{ "tailx=5", "tail", 0, NULL },
+		{ "xtail=5&ta=1", "tail", 0, NULL },
+		{ "tail", "tail", 1, "" }, /* bare: present, empty */
+		{ "tail=&a=1", "tail", 1, "" },
+		{ "replica=chat%2D3", "replica", 1, "chat-3" },
+		{ "replica=%zz", "replica", -1, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *v = (char *)"unset";
+		int rc = floe_http_query_param(cases[i].query, cases[i].name, &v);
+		cr_expect_eq(rc, cases[i].rc, "'%s': %d",
+			     cases[i].query ? cases[i].query : "(null)", rc);
+		if (cases[i].value)
+			cr_expect(v && strcmp(v, cases[i].value) == 0, "'%s' -> '%s'",
+				  cases[i].query, v ? v : "(null)");
+		else
+			cr_expect_null(v, "'%s' -> '%s'",
+				       cases[i].query ? cases[i].query : "(null)", v);
+		free(v);
+	}
+}
