@@ -97,73 +97,63 @@ static void join(char *out, const char *path, const char *key)
 	snprintf(out, PATH_LEN, "%s%s%s", path, path[0] ? "." : "", key);
 }
 
-static int get_string(const json_t *obj, const char *key, const char *path, const char **out,
-		      floe_error *err)
+/* Member key of obj when it is of type t (*out; NULL when absent), else
+ * 400 at its path: "expected WHAT, got ...". */
+static int get_typed(const json_t *obj, const char *key, const char *path, json_type t,
+		     const char *what, json_t **out, floe_error *err)
 {
 	json_t *v = member(obj, key);
 	*out = NULL;
 	if (!v)
 		return 0;
-	char p[PATH_LEN];
-	join(p, path, key);
-	if (!json_is_string(v))
-		return bad(err, p, "expected a string, got %s", jkind(v));
-	*out = json_string_value(v);
+	if (json_typeof(v) != t) {
+		char p[PATH_LEN];
+		join(p, path, key);
+		return bad(err, p, "expected %s, got %s", what, jkind(v));
+	}
+	*out = v;
 	return 0;
+}
+
+static int get_string(const json_t *obj, const char *key, const char *path, const char **out,
+		      floe_error *err)
+{
+	json_t *v;
+	int r = get_typed(obj, key, path, JSON_STRING, "a string", &v, err);
+	*out = v ? json_string_value(v) : NULL;
+	return r;
 }
 
 static int get_object(const json_t *obj, const char *key, const char *path, json_t **out,
 		      floe_error *err)
 {
-	json_t *v = member(obj, key);
-	*out = NULL;
-	if (!v)
-		return 0;
-	char p[PATH_LEN];
-	join(p, path, key);
-	if (!json_is_object(v))
-		return bad(err, p, "expected an object, got %s", jkind(v));
-	*out = v;
-	return 0;
+	return get_typed(obj, key, path, JSON_OBJECT, "an object", out, err);
 }
 
 /* *out stays NULL when absent; the loader checks the range. */
 static int get_integer(const json_t *obj, const char *key, const char *path, json_t **out,
 		       floe_error *err)
 {
-	json_t *v = member(obj, key);
-	*out = NULL;
-	if (!v)
-		return 0;
-	char p[PATH_LEN];
-	join(p, path, key);
-	if (!json_is_integer(v))
-		return bad(err, p, "expected an integer, got %s", jkind(v));
-	*out = v;
-	return 0;
+	return get_typed(obj, key, path, JSON_INTEGER, "an integer", out, err);
 }
 
 static int get_strlist(const json_t *obj, const char *key, const char *path, json_t **out,
 		       floe_error *err)
 {
-	json_t *v = member(obj, key);
-	*out = NULL;
-	if (!v)
-		return 0;
-	char p[PATH_LEN];
-	join(p, path, key);
-	if (!json_is_array(v))
-		return bad(err, p, "expected a list of strings, got %s", jkind(v));
+	int r = get_typed(obj, key, path, JSON_ARRAY, "a list of strings", out, err);
+	json_t *v = *out;
+	if (r < 0 || !v)
+		return r;
 	size_t i;
 	json_t *item;
 	json_array_foreach(v, i, item) {
 		if (!json_is_string(item)) {
 			char ip[PATH_LEN + 24];
-			snprintf(ip, sizeof(ip), "%s[%zu]", p, i);
+			snprintf(ip, sizeof(ip), "%s%s%s[%zu]", path, path[0] ? "." : "", key, i);
+			*out = NULL;
 			return bad(err, ip, "expected a string, got %s", jkind(item));
 		}
 	}
-	*out = v;
 	return 0;
 }
 
