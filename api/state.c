@@ -21,8 +21,10 @@
 
 #include <msgpack.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "log.h"
+#include "msgpack-util.h"
 #include "sha256.h"
 #include "state.h"
 #include "xalloc.h"
@@ -230,42 +232,23 @@ static int entry_check(const struct floe_state_entry *e, floe_error *err)
 	return 0;
 }
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-	size_t n = strlen(s);
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-	pack_str(pk, k);
-	pack_str(pk, v);
-}
-
-static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-	pack_str(pk, k);
-	msgpack_pack_uint64(pk, v);
-}
-
 /* Keys in a fixed order and entries sorted: equal states, equal bytes. */
 static void pack_entry(msgpack_packer *pk, const struct floe_state_entry *e)
 {
 	msgpack_pack_map(pk, 7);
-	pack_kv_str(pk, "namespace", e->ns);
-	pack_kv_str(pk, "name", e->name);
-	pack_kv_str(pk, "spec", e->spec_json);
-	pack_kv_u64(pk, "created_at_ms", e->created_at_ms);
-	pack_kv_u64(pk, "updated_at_ms", e->updated_at_ms);
-	pack_kv_str(pk, "desired", desired_names[e->desired]);
-	pack_str(pk, "history");
+	floe_mp_pack_kv_str(pk, "namespace", e->ns);
+	floe_mp_pack_kv_str(pk, "name", e->name);
+	floe_mp_pack_kv_str(pk, "spec", e->spec_json);
+	floe_mp_pack_kv_u64(pk, "created_at_ms", e->created_at_ms);
+	floe_mp_pack_kv_u64(pk, "updated_at_ms", e->updated_at_ms);
+	floe_mp_pack_kv_str(pk, "desired", desired_names[e->desired]);
+	floe_mp_pack_str(pk, "history");
 	msgpack_pack_array(pk, e->n_history);
 	for (size_t i = 0; i < e->n_history; i++) {
 		msgpack_pack_map(pk, 3);
-		pack_kv_u64(pk, "t_ms", e->history[i].t_ms);
-		pack_kv_str(pk, "state", e->history[i].state);
-		pack_kv_str(pk, "message", e->history[i].message);
+		floe_mp_pack_kv_u64(pk, "t_ms", e->history[i].t_ms);
+		floe_mp_pack_kv_str(pk, "state", e->history[i].state);
+		floe_mp_pack_kv_str(pk, "message", e->history[i].message);
 	}
 }
 
@@ -293,8 +276,8 @@ int floe_state_encode(const struct floe_state *st, struct floe_buf *out, floe_er
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 2);
-	pack_kv_u64(&pk, "version", STATE_VERSION);
-	pack_str(&pk, "endpoints");
+	floe_mp_pack_kv_u64(&pk, "version", STATE_VERSION);
+	floe_mp_pack_str(&pk, "endpoints");
 	msgpack_pack_array(&pk, st->n);
 	for (size_t i = 0; i < st->n; i++)
 		pack_entry(&pk, sorted[i]);
@@ -363,12 +346,6 @@ static bool fail(struct why *w, const char *fmt, ...)
 	return false;
 }
 
-static bool key_is(const msgpack_object *k, const char *name)
-{
-	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(name) &&
-	       memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
-}
-
 /* A string of min..max bytes without NUL, copied to *out. */
 static bool get_str(const msgpack_object *o, size_t min, size_t max, char **out, struct why *w,
 		    const char *field)
@@ -399,7 +376,7 @@ static bool get_u64(const msgpack_object *o, uint64_t *out, struct why *w, const
 static int key_index(const msgpack_object *k, const char *const *keys, size_t n, unsigned *seen)
 {
 	for (size_t i = 0; i < n; i++)
-		if (key_is(k, keys[i])) {
+		if (floe_mp_key_is(k, keys[i])) {
 			if (*seen & (1u << i))
 				return -2;
 			*seen |= 1u << i;
@@ -554,9 +531,9 @@ static int parse_file(const char *data, size_t len, struct floe_state *st, struc
 	for (uint32_t i = 0; i < map->size; i++) {
 		const msgpack_object *k = &map->ptr[i].key;
 		const msgpack_object **slot = NULL;
-		if (key_is(k, "version"))
+		if (floe_mp_key_is(k, "version"))
 			slot = &version;
-		else if (key_is(k, "endpoints"))
+		else if (floe_mp_key_is(k, "endpoints"))
 			slot = &endpoints;
 		if (slot && *slot) {
 			fail(w, "top level: a key appears twice");
@@ -728,13 +705,6 @@ static void corrupt_trim(const char *qdir, size_t keep_max, uint64_t *newest)
 	free(ms);
 }
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Move path to DIR/corrupt/endpoints.UNIX_MS.msgpack (the next free
  * millisecond when two land in one) and write the reason beside it. */
 static int set_aside(const char *dir, const char *path, const char *reason, char **dst_out,
@@ -752,7 +722,7 @@ static int set_aside(const char *dir, const char *path, const char *reason, char
 	 * and must never take the file just set aside for the oldest. */
 	uint64_t newest;
 	corrupt_trim(qdir, SIZE_MAX, &newest);
-	uint64_t ms = wall_ms();
+	uint64_t ms = floe_wall_ms();
 	if (ms <= newest)
 		ms = newest + 1;
 	for (int attempt = 0;; attempt++, ms++) {

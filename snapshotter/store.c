@@ -26,6 +26,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "msgpack-util.h"
 #include "sha256.h"
 #include "store.h"
 #include "xalloc.h"
@@ -209,25 +210,6 @@ int floe_snapstore_begin(const char *data_dir, const char *key, char **dir, floe
 
 /* --- metadata ------------------------------------------------------------- */
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-	size_t n = strlen(s);
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
-{
-	pack_str(pk, k);
-	pack_str(pk, v);
-}
-
-static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-	pack_str(pk, k);
-	msgpack_pack_uint64(pk, v);
-}
-
 static int meta_write(const char *dir, const struct floe_snapshot_meta *m, floe_error *err)
 {
 	msgpack_sbuffer sb;
@@ -235,26 +217,26 @@ static int meta_write(const char *dir, const struct floe_snapshot_meta *m, floe_
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 16);
-	pack_kv_u64(&pk, "version", META_VERSION);
-	pack_kv_str(&pk, "key", m->key);
-	pack_kv_str(&pk, "endpoint", m->endpoint);
-	pack_kv_str(&pk, "source_replica", m->source_replica);
-	pack_kv_str(&pk, "criu_version", m->criu_version);
-	pack_kv_str(&pk, "kernel", m->kernel);
-	pack_kv_u64(&pk, "created_at_ms", m->created_at_ms);
-	pack_kv_u64(&pk, "image_bytes", m->image_bytes);
-	pack_kv_u64(&pk, "pages_bytes", m->pages_bytes);
-	pack_kv_u64(&pk, "dump_ms", m->dump_ms);
-	pack_kv_u64(&pk, "stdio_ino", m->stdio_ino);
-	pack_kv_u64(&pk, "external_netns", m->external_netns);
-	pack_kv_u64(&pk, "restores", m->restores);
-	pack_kv_u64(&pk, "restore_failures", m->restore_failures);
-	pack_kv_u64(&pk, "last_restore_ms", m->last_restore_ms);
-	pack_str(&pk, "files");
+	floe_mp_pack_kv_u64(&pk, "version", META_VERSION);
+	floe_mp_pack_kv_str(&pk, "key", m->key);
+	floe_mp_pack_kv_str(&pk, "endpoint", m->endpoint);
+	floe_mp_pack_kv_str(&pk, "source_replica", m->source_replica);
+	floe_mp_pack_kv_str(&pk, "criu_version", m->criu_version);
+	floe_mp_pack_kv_str(&pk, "kernel", m->kernel);
+	floe_mp_pack_kv_u64(&pk, "created_at_ms", m->created_at_ms);
+	floe_mp_pack_kv_u64(&pk, "image_bytes", m->image_bytes);
+	floe_mp_pack_kv_u64(&pk, "pages_bytes", m->pages_bytes);
+	floe_mp_pack_kv_u64(&pk, "dump_ms", m->dump_ms);
+	floe_mp_pack_kv_u64(&pk, "stdio_ino", m->stdio_ino);
+	floe_mp_pack_kv_u64(&pk, "external_netns", m->external_netns);
+	floe_mp_pack_kv_u64(&pk, "restores", m->restores);
+	floe_mp_pack_kv_u64(&pk, "restore_failures", m->restore_failures);
+	floe_mp_pack_kv_u64(&pk, "last_restore_ms", m->last_restore_ms);
+	floe_mp_pack_str(&pk, "files");
 	msgpack_pack_array(&pk, m->n_files);
 	for (size_t i = 0; i < m->n_files; i++) {
 		msgpack_pack_array(&pk, 2);
-		pack_str(&pk, m->files[i].name);
+		floe_mp_pack_str(&pk, m->files[i].name);
 		msgpack_pack_uint64(&pk, m->files[i].size);
 	}
 	struct floe_sha256 h;
@@ -280,12 +262,6 @@ static bool obj_str(const msgpack_object *o, char *out, size_t size)
 	memcpy(out, o->via.str.ptr, o->via.str.size);
 	out[o->via.str.size] = '\0';
 	return true;
-}
-
-static bool key_is(const msgpack_object *k, const char *name)
-{
-	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(name) &&
-	       memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
 }
 
 static int meta_parse(const char *data, size_t len, struct floe_snapshot_meta *m)
@@ -314,20 +290,20 @@ static int meta_parse(const char *data, size_t len, struct floe_snapshot_meta *m
 		const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
 		bool u64 = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
 		bool ok = true;
-		if (key_is(k, "version"))
+		if (floe_mp_key_is(k, "version"))
 			ok = u64 && (version = v->via.u64) > 0;
-		else if (key_is(k, "key"))
+		else if (floe_mp_key_is(k, "key"))
 			ok = obj_str(v, m->key, sizeof(m->key));
-		else if (key_is(k, "endpoint"))
+		else if (floe_mp_key_is(k, "endpoint"))
 			ok = obj_str(v, m->endpoint, sizeof(m->endpoint));
-		else if (key_is(k, "source_replica"))
+		else if (floe_mp_key_is(k, "source_replica"))
 			ok = obj_str(v, m->source_replica, sizeof(m->source_replica));
-		else if (key_is(k, "criu_version"))
+		else if (floe_mp_key_is(k, "criu_version"))
 			ok = obj_str(v, m->criu_version, sizeof(m->criu_version));
-		else if (key_is(k, "kernel"))
+		else if (floe_mp_key_is(k, "kernel"))
 			ok = obj_str(v, m->kernel, sizeof(m->kernel));
 #define U64(name)                                          \
-	else if (key_is(k, #name))                         \
+	else if (floe_mp_key_is(k, #name))                 \
 	{                                                  \
 		ok = u64;                                  \
 		m->name = (__typeof__(m->name))v->via.u64; \
@@ -342,7 +318,7 @@ static int meta_parse(const char *data, size_t len, struct floe_snapshot_meta *m
 		U64(last_restore_ms)
 		U64(external_netns)
 #undef U64
-		else if (key_is(k, "files"))
+		else if (floe_mp_key_is(k, "files"))
 		{
 			ok = v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size <= 100000;
 			if (!ok)
