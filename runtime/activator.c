@@ -144,6 +144,24 @@ static void endpoint_metrics_update(struct endpoint *ep)
 
 /* --- status (the endpoint API's state, and its history) -------------------- */
 
+/* ep's state in Hugging Face's words: the one place it is derived. */
+static enum floe_endpoint_state endpoint_state(const struct endpoint *ep)
+{
+	if (ep->paused)
+		return FLOE_EP_PAUSED;
+	if (ep->update_failed && ep->n_ready == 0)
+		return FLOE_EP_UPDATE_FAILED;
+	if (ep->updating)
+		return FLOE_EP_UPDATING;
+	if (ep->n_ready > 0)
+		return FLOE_EP_RUNNING;
+	if (ep->failures >= MAX_START_FAILURES)
+		return FLOE_EP_FAILED;
+	if (ep->n_starting > 0)
+		return FLOE_EP_INITIALIZING;
+	return FLOE_EP_SCALED_TO_ZERO;
+}
+
 static void endpoint_status(const struct endpoint *ep, struct floe_endpoint_status *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -155,35 +173,30 @@ static void endpoint_status(const struct endpoint *ep, struct floe_endpoint_stat
 	uint32_t min = ep->zeroed ? 0 : ep->cfg->scaling.min_replica;
 	uint32_t live = ep->n_ready + ep->n_starting;
 	st->target = ep->paused ? 0 : (live > min ? live : min);
-	if (ep->paused) {
-		st->state = FLOE_EP_PAUSED;
-		snprintf(st->message, sizeof(st->message), "paused");
-	} else if (ep->update_failed && ep->n_ready == 0) {
-		st->state = FLOE_EP_UPDATE_FAILED;
-		snprintf(st->message, sizeof(st->message),
+	st->state = endpoint_state(ep);
+	char *m = st->message;
+	size_t n = sizeof(st->message);
+	switch (st->state) {
+	case FLOE_EP_PAUSED: snprintf(m, n, "paused"); break;
+	case FLOE_EP_UPDATE_FAILED:
+		snprintf(m, n,
 			 "replicas of the new definition failed %u time(s) in a row; see the "
 			 "replica logs",
 			 ep->failures);
-	} else if (ep->updating) {
-		st->state = FLOE_EP_UPDATING;
-		snprintf(st->message, sizeof(st->message),
-			 "new definition: %u replica(s) starting to replace the old ones",
+		break;
+	case FLOE_EP_UPDATING:
+		snprintf(m, n, "new definition: %u replica(s) starting to replace the old ones",
 			 ep->n_starting);
-	} else if (ep->n_ready > 0) {
-		st->state = FLOE_EP_RUNNING;
-		snprintf(st->message, sizeof(st->message), "%u replica(s) ready", ep->n_ready);
-	} else if (ep->failures >= MAX_START_FAILURES) {
-		st->state = FLOE_EP_FAILED;
-		snprintf(st->message, sizeof(st->message),
-			 "%u replica starts failed in a row; see the replica logs", ep->failures);
-	} else if (ep->n_starting > 0) {
-		st->state = FLOE_EP_INITIALIZING;
-		snprintf(st->message, sizeof(st->message), "%u replica(s) starting",
-			 ep->n_starting);
-	} else {
-		st->state = FLOE_EP_SCALED_TO_ZERO;
-		snprintf(st->message, sizeof(st->message),
-			 "no replica; the next request starts one");
+		break;
+	case FLOE_EP_RUNNING: snprintf(m, n, "%u replica(s) ready", ep->n_ready); break;
+	case FLOE_EP_FAILED:
+		snprintf(m, n, "%u replica starts failed in a row; see the replica logs",
+			 ep->failures);
+		break;
+	case FLOE_EP_INITIALIZING: snprintf(m, n, "%u replica(s) starting", ep->n_starting); break;
+	case FLOE_EP_SCALED_TO_ZERO:
+		snprintf(m, n, "no replica; the next request starts one");
+		break;
 	}
 }
 
@@ -193,11 +206,14 @@ static void endpoint_status_note(struct endpoint *ep)
 	struct floe_activator *a = ep->act;
 	if (ep->removed || !a->on_status)
 		return;
+	/* Called on every change of the replica counters: the state alone
+	 * first, the whole status (its message) only when it changed. */
+	enum floe_endpoint_state state = endpoint_state(ep);
+	if ((int)state == ep->last_state)
+		return;
+	ep->last_state = (int)state;
 	struct floe_endpoint_status st;
 	endpoint_status(ep, &st);
-	if ((int)st.state == ep->last_state)
-		return;
-	ep->last_state = (int)st.state;
 	a->on_status(a->status_arg, ep->cfg, &st);
 }
 
